@@ -1,0 +1,16 @@
+//! sea-orm entities of Collab-Engine.
+//!
+//! Three tables hold everything the server knows about a document:
+//!
+//! - [`documents`]: one row per document incarnation, with its opaque `epoch`;
+//! - [`operations`]: the append-only op log, one row per accepted operation,
+//!   keyed by `(document_id, server_seq)`;
+//! - [`snapshots`]: full Yjs v1 states taken at a given `server_seq`, so a
+//!   document loads from its latest snapshot plus the log after it.
+//!
+//! The schema itself is created by the `migration` crate.
+
+pub mod documents;
+pub mod operations;
+pub mod prelude;
+pub mod snapshots;

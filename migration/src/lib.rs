@@ -1,0 +1,16 @@
+//! Schema migrations of Collab-Engine, run at start-up by the server (unless
+//! `database.run_migrations = false`) through [`Migrator`].
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_tables;
+
+/// Applies every migration of Collab-Engine in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration)]
+    }
+}

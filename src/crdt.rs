@@ -1,0 +1,122 @@
+//! The few yrs operations the server needs: validating a client's update and
+//! encoding a full state. Free of actix so it is unit-testable.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// The bytes of a client update that decoded as a non-empty Yjs v1 update.
+///
+/// Only [`decode_update`] makes one, so holding a `ValidUpdate` proves the
+/// check happened (on the session's thread, off the document's). The bytes
+/// are logged and broadcast exactly as received; the document decodes them
+/// again when it applies them (a decoded `yrs::Update` cannot cross threads).
+#[derive(Debug, Clone)]
+pub struct ValidUpdate(Bytes);
+
+impl ValidUpdate {
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+/// Decodes the base64 `update` field of an `op` message.
+pub fn decode_base64_update(text: &str) -> Result<ValidUpdate, String> {
+    let raw = BASE64
+        .decode(text)
+        .map_err(|e| format!("update is not valid base64 (standard alphabet, padded): {e}"))?;
+    decode_update(Bytes::from(raw))
+}
+
+/// Checks that `raw` is a decodable, non-empty Yjs v1 update.
+pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, String> {
+    let update = Update::decode_v1(&raw)
+        .map_err(|e| format!("update is not a decodable Yjs v1 update: {e}"))?;
+    if update.is_empty() {
+        return Err("update is empty: it contains no insertions and no deletions".to_owned());
+    }
+    Ok(ValidUpdate(raw))
+}
+
+/// Base64 (standard, padded) of `bytes`.
+pub fn to_base64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+/// The whole document as one v1 update, pending (not yet integrable)
+/// structs included: exactly what a new client needs.
+pub fn encode_full_state(doc: &Doc) -> Vec<u8> {
+    doc.transact()
+        .encode_state_as_update_v1(&StateVector::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{GetString, Text};
+
+    fn insert_update(text: &str) -> Vec<u8> {
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        let mut txn = doc.transact_mut();
+        t.insert(&mut txn, 0, text);
+        txn.encode_update_v1()
+    }
+
+    #[test]
+    fn accepts_a_real_update() {
+        let raw = insert_update("hi");
+        let valid = decode_base64_update(&to_base64(&raw)).expect("valid");
+        assert_eq!(&valid.bytes()[..], &raw[..]);
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(valid.bytes()).expect("decodes"))
+            .expect("applies");
+        assert_eq!(t.get_string(&doc.transact()), "hi");
+    }
+
+    #[test]
+    fn rejects_bad_base64_garbage_and_empty_updates() {
+        let e = decode_base64_update("not base64!").unwrap_err();
+        assert!(e.contains("base64"), "{e}");
+        let e = decode_base64_update(&to_base64(&[0xff, 0xff, 0xff, 0x01])).unwrap_err();
+        assert!(e.contains("Yjs"), "{e}");
+        let e = decode_base64_update(&to_base64(Update::EMPTY_V1)).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = decode_base64_update("").unwrap_err();
+        assert!(e.contains("Yjs") || e.contains("empty"), "{e}");
+    }
+
+    /// The update used as an example in README.md and docs/protocol.md.
+    #[test]
+    fn documented_example_update_inserts_hi() {
+        let valid = decode_base64_update("AQEBAAQBB2NvbnRlbnQCaGkA").expect("valid");
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("content");
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(valid.bytes()).expect("decodes"))
+            .expect("applies");
+        assert_eq!(t.get_string(&doc.transact()), "hi");
+    }
+
+    #[test]
+    fn full_state_round_trips() {
+        let doc = Doc::new();
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, "hello");
+        let state = encode_full_state(&doc);
+        let copy = Doc::new();
+        let t2 = copy.get_or_insert_text("t");
+        copy.transact_mut()
+            .apply_update(Update::decode_v1(&state).expect("decodes"))
+            .expect("applies");
+        assert_eq!(t2.get_string(&copy.transact()), "hello");
+    }
+}

@@ -1,0 +1,201 @@
+//! The embeddable engine: what a host actix-web application mounts.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use collab_engine::{CollabEngine, EngineOptions, Store};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let store = Store::connect(&collab_engine::configuration::DatabaseSettings {
+//!     url: "sqlite://collab.db".into(),
+//!     max_connections: 8,
+//!     run_migrations: true,
+//! })
+//! .await
+//! .expect("database");
+//! store.migrate().await.expect("migrations");
+//! let engine = CollabEngine::start(store, EngineOptions::default());
+//! let mounted = engine.clone();
+//! HttpServer::new(move || {
+//!     App::new()
+//!         .route("/", web::get().to(|| async { "host app" }))
+//!         .service(web::scope("/collab").configure(mounted.configure()))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await?;
+//! engine.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::configuration::{DocumentSettings, Settings, redact_url};
+use crate::protocol::validate_document_id;
+use crate::session_manager::{EngineStats, GetStats, SessionManager, Shutdown};
+use crate::store::Store;
+use crate::ws_session::{self, SessionConfig};
+
+/// Tuning of an engine that is not about the database.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub documents: DocumentSettings,
+    /// The server pings each client this often.
+    pub heartbeat_interval: Duration,
+    /// A client silent for this long is dropped.
+    pub client_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            documents: DocumentSettings::default(),
+            heartbeat_interval: Duration::from_secs(5),
+            client_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The engine part of the server settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        EngineOptions {
+            documents: settings.documents.clone(),
+            heartbeat_interval: Duration::from_secs(settings.server.heartbeat_interval_secs),
+            client_timeout: settings.client_timeout(),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect { url: String, source: sea_orm::DbErr },
+    #[error("database migrations failed: {0}")]
+    Migrate(sea_orm::DbErr),
+}
+
+/// A running engine: the session manager and the document actors behind
+/// it. Cheap to clone; every clone drives the same engine.
+#[derive(Clone)]
+pub struct CollabEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    manager: Addr<SessionManager>,
+    store: Store,
+    session: SessionConfig,
+    /// Source of session ids, unique within this engine.
+    next_session_id: AtomicU64,
+    /// Set once shutdown started: new connections get 503.
+    shutting_down: AtomicBool,
+}
+
+impl CollabEngine {
+    /// Connects to the database of `settings`, runs the migrations (unless
+    /// disabled) and starts the engine.
+    pub async fn from_settings(settings: &Settings) -> Result<CollabEngine, EngineError> {
+        let store =
+            Store::connect(&settings.database)
+                .await
+                .map_err(|source| EngineError::Connect {
+                    url: redact_url(&settings.database.url),
+                    source,
+                })?;
+        if settings.database.run_migrations {
+            store.migrate().await.map_err(EngineError::Migrate)?;
+            log::info!("database migrations applied ({})", store.backend_name());
+        }
+        Ok(CollabEngine::start(
+            store,
+            EngineOptions::from_settings(settings),
+        ))
+    }
+
+    /// Starts an engine on `store` (whose schema must be migrated). Must be
+    /// called inside a running actix system, e.g. in `#[actix_web::main]`.
+    pub fn start(store: Store, options: EngineOptions) -> CollabEngine {
+        let manager =
+            SessionManager::new(store.clone(), Arc::new(options.documents.clone())).start();
+        CollabEngine {
+            inner: Arc::new(EngineInner {
+                session: SessionConfig {
+                    manager: manager.clone(),
+                    max_message_bytes: options.documents.max_message_bytes,
+                    heartbeat_interval: options.heartbeat_interval,
+                    client_timeout: options.client_timeout,
+                },
+                manager,
+                store,
+                next_session_id: AtomicU64::new(1),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Registers the engine's routes (`GET /ws/{document_id}`) on an app or
+    /// scope: `App::new().configure(engine.configure())`.
+    pub fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let engine = self.clone();
+        move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(web::Data::new(engine.clone()))
+                .route("/ws/{document_id:.*}", web::get().to(native_ws));
+        }
+    }
+
+    /// Graceful shutdown: refuses new connections, commits what is pending,
+    /// snapshots every loaded document and closes every session with 1001.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        if let Err(e) = self.inner.manager.send(Shutdown).await {
+            log::error!("engine shutdown could not reach the session manager: {e}");
+        }
+    }
+
+    /// Current counters.
+    pub async fn stats(&self) -> EngineStats {
+        self.inner.manager.send(GetStats).await.unwrap_or_default()
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+}
+
+/// `GET /ws/{document_id}`: validates the id, then upgrades to a session.
+async fn native_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    path: web::Path<String>,
+    engine: web::Data<CollabEngine>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let document_id = path.into_inner();
+    if let Err(problem) = validate_document_id(&document_id) {
+        return Ok(HttpResponse::BadRequest().json(serde_json::json!({
+            "error": "invalid_document_id",
+            "message": problem,
+        })));
+    }
+    if engine.inner.shutting_down.load(Ordering::SeqCst) {
+        return Ok(HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": "shutting_down",
+            "message": "the server is shutting down",
+        })));
+    }
+    let session_id = engine.inner.next_session_id.fetch_add(1, Ordering::Relaxed);
+    ws_session::start_native(
+        session_id,
+        Arc::from(document_id.as_str()),
+        &engine.inner.session,
+        &req,
+        stream,
+    )
+}

@@ -1,0 +1,51 @@
+//! What a document (or the manager) tells a session: the one message type a
+//! session must accept, so documents hold a `Recipient<SessionEvent>` and do
+//! not depend on the session's concrete type (native or, later, y-websocket).
+
+use std::sync::Arc;
+
+use actix::Message;
+
+use crate::document::state::CommittedOp;
+use crate::protocol::Rejection;
+
+/// Answer to a `hello`, followed by how the client catches up.
+#[derive(Debug)]
+pub struct Welcome {
+    pub document_id: Arc<str>,
+    pub epoch: Arc<str>,
+    /// Head at the moment of joining; the session's stream continues at `server_seq + 1`.
+    pub server_seq: u64,
+    /// Highest `client_op_id` in the log for this client (None: never wrote).
+    pub last_client_op_id: Option<u64>,
+}
+
+/// How a joining client is brought up to date.
+#[derive(Debug)]
+pub enum CatchUp {
+    /// Every op after the client's `last_seen_server_seq`, in order.
+    Replay { ops: Vec<Arc<CommittedOp>> },
+    /// The full state at `server_seq` (base64 of a Yjs v1 update).
+    Snapshot { server_seq: u64, state: Arc<str> },
+}
+
+/// An event for one session. Events from one document arrive in the order
+/// the document sent them, which is `server_seq` order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum SessionEvent {
+    /// The join succeeded: send `welcome`, then the catch-up.
+    Welcome { welcome: Welcome, catch_up: CatchUp },
+    /// Ops just committed, in `server_seq` order: `ack` the session's own,
+    /// `op` the others'. Shared by every session of the document.
+    Committed { ops: Arc<[Arc<CommittedOp>]> },
+    /// A resent op that is already in the log.
+    DuplicateAck {
+        client_op_id: u64,
+        server_seq: Option<u64>,
+    },
+    /// Something the session sent was refused (e.g. `unavailable`).
+    Rejected { rejection: Rejection },
+    /// Close the connection with this WebSocket close code.
+    Close { code: u16, reason: String },
+}

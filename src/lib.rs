@@ -1,0 +1,44 @@
+//! # Collab-Engine
+//!
+//! An authoritative real-time collaboration server for Yjs documents, and a
+//! library that mounts into an existing actix-web application.
+//!
+//! Every accepted operation (a Yjs update) gets a per-document, strictly
+//! increasing `server_seq`, is committed to an append-only op log, and only
+//! then is acknowledged to its sender and broadcast to everyone else.
+//! Reconnecting clients get exactly the ops they missed, or a snapshot.
+//!
+//! ## Layout
+//!
+//! - [`configuration`]: `settings.toml` + `COLLAB__SECTION__KEY` overrides.
+//! - [`startup`]: the stand-alone [`Application`] (listener, signals).
+//! - [`engine`]: [`CollabEngine`], the embeddable part: routes + actors.
+//! - [`session_manager`]: one actor per engine; routes joins, supervises
+//!   one document actor per loaded document.
+//! - [`document`]: the document actor (sequencing, group commit, CRDT state)
+//!   and, in [`document::state`], its actix-free state.
+//! - `ws_session` (private): the native-protocol WebSocket session actor.
+//! - [`protocol`]: native protocol v1 messages, parsing and error codes.
+//! - [`events`]: what documents tell sessions.
+//! - [`crdt`]: update validation and state encoding with yrs.
+//! - [`store`]: persistence through sea-orm (`entity` and `migration` crates).
+//!
+//! The protocol is described in `docs/protocol.md`, the actors and the data
+//! path in `docs/architecture.md`.
+
+pub mod configuration;
+pub mod crdt;
+pub mod document;
+pub mod engine;
+pub mod events;
+pub mod protocol;
+pub mod session_manager;
+pub mod startup;
+pub mod store;
+mod ws_session;
+
+pub use configuration::Settings;
+pub use engine::{CollabEngine, EngineError, EngineOptions};
+pub use session_manager::EngineStats;
+pub use startup::{Application, ApplicationHandle, StartupError};
+pub use store::Store;

@@ -1,0 +1,71 @@
+//! The engine mounted into a host actix-web application, next to the
+//! host's own routes, sharing its runtime.
+
+use actix_web::{App, HttpServer, web};
+use collab_engine::configuration::DatabaseSettings;
+use collab_engine::{CollabEngine, EngineOptions, Store};
+
+use crate::helpers::{Backend, Editor, TestDatabase, WsClient};
+
+#[actix_web::test]
+async fn the_engine_mounts_under_a_scope_of_a_host_app() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let store = Store::connect(&DatabaseSettings {
+        url: db.url.clone(),
+        max_connections: 2,
+        run_migrations: true,
+    })
+    .await
+    .expect("store");
+    store.migrate().await.expect("migrate");
+    let engine = CollabEngine::start(store, EngineOptions::default());
+    let mounted = engine.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .route("/hello", web::get().to(|| async { "host says hi" }))
+            .service(web::scope("/collab").configure(mounted.configure()))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .expect("bind");
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let mut response = awc::Client::new()
+        .get(format!("http://127.0.0.1:{port}/hello"))
+        .send()
+        .await
+        .expect("host route");
+    assert_eq!(response.body().await.expect("body"), "host says hi");
+
+    let url = format!("ws://127.0.0.1:{port}/collab/ws/embedded");
+    let mut a = WsClient::connect_url(&url).await;
+    let mut b = WsClient::connect_url(&url).await;
+    a.hello("a", None, None).await;
+    b.hello("b", None, None).await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.recv_json().await["type"], "welcome");
+        assert_eq!(ws.recv_json().await["type"], "snapshot");
+    }
+    a.send_op(1, &Editor::new().append("embedded")).await;
+    assert_eq!(a.recv_json().await["type"], "ack");
+    let op = b.recv_json().await;
+    assert_eq!(op["server_seq"], 1);
+    assert_eq!(op["client_id"], "a");
+
+    engine.shutdown().await;
+    let (_, code) = a.recv_until_close().await;
+    assert_eq!(code, Some(1001));
+    handle.stop(true).await;
+    assert_eq!(
+        engine
+            .store()
+            .snapshots("embedded")
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+}

@@ -1,0 +1,207 @@
+//! Document and server life cycle: idle unload, graceful shutdown, refusal
+//! of a corrupt log, HTTP-level validation, storage faults.
+
+use std::time::Duration;
+
+use entity::{documents, operations};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait};
+
+use crate::helpers::{
+    Backend, Editor, Incoming, Peer, TestApp, WsClient, spawn_app, spawn_app_with,
+};
+
+crate::on_both_backends!(
+    an_idle_document_is_snapshotted_and_unloaded,
+    graceful_shutdown_snapshots_and_closes_sockets_with_1001,
+    a_gap_in_the_op_log_refuses_the_document,
+);
+
+/// Makes every insert into the op log fail, through a database trigger,
+/// until removed. A real database error, not a mock.
+pub struct OpLogFault;
+
+impl OpLogFault {
+    pub async fn install(app: &TestApp) -> OpLogFault {
+        let db = app.engine.store().connection();
+        match db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                db.execute_unprepared(
+                    "CREATE TRIGGER collab_test_fault BEFORE INSERT ON operations \
+                     BEGIN SELECT RAISE(ABORT, 'injected fault: op log refuses writes'); END;",
+                )
+                .await
+                .expect("install sqlite trigger");
+            }
+            _ => {
+                db.execute_unprepared(
+                    "CREATE FUNCTION collab_test_fault() RETURNS trigger AS $$ \
+                     BEGIN RAISE EXCEPTION 'injected fault: op log refuses writes'; END; \
+                     $$ LANGUAGE plpgsql",
+                )
+                .await
+                .expect("install pg function");
+                db.execute_unprepared(
+                    "CREATE TRIGGER collab_test_fault BEFORE INSERT ON operations \
+                     FOR EACH ROW EXECUTE FUNCTION collab_test_fault()",
+                )
+                .await
+                .expect("install pg trigger");
+            }
+        }
+        OpLogFault
+    }
+
+    pub async fn remove(self, app: &TestApp) {
+        let db = app.engine.store().connection();
+        match db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                db.execute_unprepared("DROP TRIGGER collab_test_fault")
+                    .await
+                    .expect("drop trigger");
+            }
+            _ => {
+                db.execute_unprepared("DROP TRIGGER collab_test_fault ON operations")
+                    .await
+                    .expect("drop trigger");
+                db.execute_unprepared("DROP FUNCTION collab_test_fault()")
+                    .await
+                    .expect("drop function");
+            }
+        }
+    }
+}
+
+/// With `idle_unload_secs = 1`, a document without sessions writes a final
+/// snapshot, leaves memory, and loads again on the next join.
+async fn an_idle_document_is_snapshotted_and_unloaded(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.documents.idle_unload_secs = 1).await;
+    let mut peer = Peer::join(&app, "idle", "p").await;
+    for s in ["a", "b", "c"] {
+        peer.insert(u32::MAX, s).await;
+    }
+    peer.sync_to(3).await;
+    assert_eq!(app.engine.stats().await.documents_loaded, 1);
+    peer.ws.close().await;
+    assert!(
+        app.wait_for_loaded_documents(0, Duration::from_secs(10))
+            .await,
+        "the idle document unloads"
+    );
+    assert_eq!(app.snapshot_seqs("idle").await, vec![3]);
+    let again = Peer::join(&app, "idle", "q").await;
+    assert_eq!(again.text(), "abc");
+    assert_eq!(again.welcome["server_seq"], 3);
+    assert_eq!(app.engine.stats().await.documents_loaded, 1);
+}
+
+/// Shutdown commits, snapshots every loaded document, and closes every
+/// socket (joined or still waiting for hello) with 1001.
+async fn graceful_shutdown_snapshots_and_closes_sockets_with_1001(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut peer = Peer::join(&app, "bye", "p").await;
+    for s in ["1", "2"] {
+        peer.insert(u32::MAX, s).await;
+    }
+    peer.sync_to(2).await;
+    let mut silent = WsClient::connect(&app, "bye").await;
+    app.shutdown().await;
+    for ws in [&mut peer.ws, &mut silent] {
+        let (messages, code) = ws.recv_until_close().await;
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(code, Some(1001));
+    }
+    assert_eq!(app.snapshot_seqs("bye").await, vec![2]);
+}
+
+/// Ops 1 and 3 but no 2: the document is refused (`unavailable`, close
+/// 1013) instead of being served with a wrong state; other documents keep
+/// working.
+async fn a_gap_in_the_op_log_refuses_the_document(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let db = app.engine.store().connection();
+    documents::Entity::insert(documents::ActiveModel {
+        id: Set("gappy".into()),
+        epoch: Set("e1".into()),
+        created_at: Set(chrono::Utc::now()),
+    })
+    .exec_without_returning(db)
+    .await
+    .expect("insert document");
+    let editor = Editor::new();
+    for (seq, s) in [(1, "a"), (3, "c")] {
+        operations::Entity::insert(operations::ActiveModel {
+            document_id: Set("gappy".into()),
+            server_seq: Set(seq),
+            client_id: Set("w".into()),
+            client_op_id: Set(seq),
+            update: Set(editor.append(s)),
+            created_at: Set(chrono::Utc::now()),
+        })
+        .exec_without_returning(db)
+        .await
+        .expect("insert op");
+    }
+    let mut ws = WsClient::connect(&app, "gappy").await;
+    ws.hello("reader", None, None).await;
+    let (messages, code) = ws.recv_until_close().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["code"], "unavailable");
+    assert!(
+        messages[0]["message"].as_str().unwrap().contains("gap"),
+        "{}",
+        messages[0]
+    );
+    assert_eq!(code, Some(1013));
+
+    let mut fine = Peer::join(&app, "fine", "p").await;
+    fine.insert(0, "ok").await;
+    fine.sync_to(1).await;
+}
+
+/// Document ids outside `[A-Za-z0-9._-]{1,128}` are refused with HTTP 400
+/// before the upgrade, with a JSON body naming the problem.
+#[actix_web::test]
+async fn invalid_document_ids_get_http_400() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let long = "a".repeat(129);
+    for bad in [
+        "",
+        "a%20b",
+        "caf%C3%A9",
+        "a/b",
+        long.as_str(),
+        "semi%3Bcolon",
+    ] {
+        let url = format!("ws://127.0.0.1:{}/ws/{bad}", app.port);
+        match awc::Client::new().ws(url.as_str()).connect().await {
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                assert_eq!(status.as_u16(), 400, "{bad}")
+            }
+            Err(e) => panic!("{bad}: unexpected error {e}"),
+            Ok(_) => panic!("{bad}: upgrade accepted"),
+        }
+        let mut response = awc::Client::new()
+            .get(format!("http://127.0.0.1:{}/ws/{bad}", app.port))
+            .send()
+            .await
+            .expect("http request");
+        assert_eq!(response.status().as_u16(), 400);
+        let body: serde_json::Value = response.json().await.expect("json body");
+        assert_eq!(body["error"], "invalid_document_id");
+    }
+    // The longest valid id works.
+    let mut ws = WsClient::connect(&app, &"a".repeat(128)).await;
+    ws.hello("c", None, None).await;
+    assert!(matches!(ws.recv().await, Incoming::Json(v) if v["type"] == "welcome"));
+}
+
+#[actix_web::test]
+async fn health_answers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = awc::Client::new()
+        .get(format!("http://127.0.0.1:{}/health", app.port))
+        .send()
+        .await
+        .expect("request");
+    assert!(response.status().is_success());
+}

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, each test with its own server (port 0)
+//! and its own database. Scenarios that touch storage run on SQLite and,
+//! when `COLLAB_TEST_DATABASE_URL` is set, on PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod configuration;
+mod embedding;
+mod lifecycle;
+mod reconnect;
+mod sync;

@@ -1,0 +1,130 @@
+//! Live editing: ordering, acknowledgement, convergence, snapshots.
+
+use futures_util::future::join_all;
+
+use crate::helpers::{Backend, Peer, WsClient, spawn_app, text_of_state};
+
+crate::on_both_backends!(
+    concurrent_editors_converge_with_contiguous_seq_streams,
+    ops_are_acked_to_the_sender_and_broadcast_to_the_others,
+    snapshots_are_written_every_n_ops,
+);
+
+/// Four editors type concurrently at pseudo-random positions of the same
+/// text. Every one of them must see a contiguous, strictly increasing seq
+/// stream (checked message by message in `Peer::handle`), every op must be
+/// acked to its sender, and all of them, plus a late joiner reading the
+/// server's snapshot, must end with the same text.
+async fn concurrent_editors_converge_with_contiguous_seq_streams(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const EDITORS: usize = 4;
+    const OPS_EACH: usize = 40;
+    let mut peers = Vec::new();
+    for i in 0..EDITORS {
+        peers.push(Peer::join(&app, "shared", &format!("editor-{i}")).await);
+    }
+    let total = (EDITORS * OPS_EACH) as u64;
+    let results = join_all(
+        peers
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut peer)| async move {
+                let mut seed = 17 + i as u32 * 7919;
+                for n in 0..OPS_EACH {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    let at = (seed >> 8) % (peer.editor.len() + 1);
+                    peer.insert(at, &format!("{}", (b'a' + (n % 26) as u8) as char))
+                        .await;
+                    // Read whatever is already there, so edits interleave with
+                    // remote ops like a real editor's would.
+                    while let Some(incoming) = peer
+                        .ws
+                        .recv_within(std::time::Duration::from_millis(1))
+                        .await
+                    {
+                        match incoming {
+                            crate::helpers::Incoming::Json(message) => peer.handle(&message),
+                            crate::helpers::Incoming::Closed(code) => panic!("closed: {code:?}"),
+                        }
+                    }
+                }
+                peer.sync_to(total).await;
+                peer
+            }),
+    )
+    .await;
+
+    let expected = results[0].text();
+    assert_eq!(expected.chars().count(), EDITORS * OPS_EACH);
+    for peer in &results {
+        assert_eq!(peer.text(), expected, "client {} diverged", peer.client_id);
+        assert_eq!(
+            peer.stream,
+            (1..=total).collect::<Vec<_>>(),
+            "client {}",
+            peer.client_id
+        );
+        assert_eq!(peer.acks.len(), OPS_EACH, "client {} acks", peer.client_id);
+    }
+    let late = Peer::join(&app, "shared", "late").await;
+    assert_eq!(late.welcome["server_seq"].as_u64(), Some(total));
+    assert_eq!(late.text(), expected);
+    assert_eq!(app.logged_ops("shared").await.len() as u64, total);
+}
+
+/// The sender gets `ack` with the seq; the others get `op` with the same
+/// seq, the sender's client_id and client_op_id, and the update unchanged.
+async fn ops_are_acked_to_the_sender_and_broadcast_to_the_others(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut alice = Peer::join(&app, "doc", "alice").await;
+    let mut bob = Peer::join(&app, "doc", "bob").await;
+    assert_eq!(alice.welcome["server_seq"], 0);
+    assert_eq!(alice.welcome["recovery"], "snapshot");
+    assert_eq!(alice.welcome["last_client_op_id"], serde_json::Value::Null);
+
+    let update = alice.editor.append("hello");
+    alice.ws.send_op(7, &update).await;
+    let ack = alice.ws.recv_json().await;
+    assert_eq!(
+        ack,
+        serde_json::json!({"type": "ack", "client_op_id": 7, "server_seq": 1})
+    );
+    let op = bob.ws.recv_json().await;
+    assert_eq!(op["type"], "op");
+    assert_eq!(op["server_seq"], 1);
+    assert_eq!(op["client_id"], "alice");
+    assert_eq!(op["client_op_id"], 7);
+    assert_eq!(
+        crate::helpers::unb64(op["update"].as_str().unwrap()),
+        update
+    );
+    bob.handle(&op);
+    assert_eq!(bob.text(), "hello");
+
+    // A third connection sees the state through its snapshot.
+    let mut carol = WsClient::connect(&app, "doc").await;
+    carol.hello("carol", None, None).await;
+    let welcome = carol.recv_json().await;
+    assert_eq!(welcome["server_seq"], 1);
+    let snapshot = carol.recv_json().await;
+    assert_eq!(text_of_state(snapshot["state"].as_str().unwrap()), "hello");
+}
+
+/// With `snapshot_every_ops = 50`, 120 ops leave snapshots in storage (the
+/// latest two are kept), and the document still loads the right state.
+async fn snapshots_are_written_every_n_ops(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut writer = Peer::join(&app, "snap", "w").await;
+    for _ in 0..120 {
+        writer.insert(u32::MAX, "x").await;
+        writer.sync_to(writer.last_seen).await;
+    }
+    writer.sync_to(120).await;
+    let seqs = app.snapshot_seqs("snap").await;
+    assert!(!seqs.is_empty() && seqs.len() <= 2, "snapshots: {seqs:?}");
+    assert!(seqs.iter().all(|s| *s >= 50), "snapshots: {seqs:?}");
+    let app = app.restart().await;
+    let reader = Peer::join(&app, "snap", "r").await;
+    assert_eq!(reader.text(), "x".repeat(120));
+    assert_eq!(reader.welcome["server_seq"], 120);
+}
