@@ -36,6 +36,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::configuration::{DocumentSettings, Settings, redact_url};
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::protocol::validate_document_id;
 use crate::session_manager::{EngineStats, GetStats, SessionManager, Shutdown};
 use crate::store::Store;
@@ -91,6 +92,7 @@ pub struct CollabEngine {
 struct EngineInner {
     manager: Addr<SessionManager>,
     store: Store,
+    metrics: Arc<Metrics>,
     session: SessionConfig,
     /// Source of session ids, unique within this engine.
     next_session_id: AtomicU64,
@@ -122,8 +124,13 @@ impl CollabEngine {
     /// Starts an engine on `store` (whose schema must be migrated). Must be
     /// called inside a running actix system, e.g. in `#[actix_web::main]`.
     pub fn start(store: Store, options: EngineOptions) -> CollabEngine {
-        let manager =
-            SessionManager::new(store.clone(), Arc::new(options.documents.clone())).start();
+        let metrics = Arc::new(Metrics::default());
+        let manager = SessionManager::new(
+            store.clone(),
+            Arc::new(options.documents.clone()),
+            metrics.clone(),
+        )
+        .start();
         CollabEngine {
             inner: Arc::new(EngineInner {
                 session: SessionConfig {
@@ -134,6 +141,7 @@ impl CollabEngine {
                 },
                 manager,
                 store,
+                metrics,
                 next_session_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
             }),
@@ -162,6 +170,11 @@ impl CollabEngine {
     /// Current counters.
     pub async fn stats(&self) -> EngineStats {
         self.inner.manager.send(GetStats).await.unwrap_or_default()
+    }
+
+    /// Counters of commits, snapshots, restarts since the engine started.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
     }
 
     /// The store the engine writes to.

@@ -20,6 +20,7 @@
 //! - `ws_session` (private): the native-protocol WebSocket session actor.
 //! - [`protocol`]: native protocol v1 messages, parsing and error codes.
 //! - [`events`]: what documents tell sessions.
+//! - [`metrics`]: engine-wide counters (commits, batch sizes, restarts).
 //! - [`crdt`]: update validation and state encoding with yrs.
 //! - [`store`]: persistence through sea-orm (`entity` and `migration` crates).
 //!
@@ -31,6 +32,7 @@ pub mod crdt;
 pub mod document;
 pub mod engine;
 pub mod events;
+pub mod metrics;
 pub mod protocol;
 pub mod session_manager;
 pub mod startup;
@@ -39,6 +41,7 @@ mod ws_session;
 
 pub use configuration::Settings;
 pub use engine::{CollabEngine, EngineError, EngineOptions};
+pub use metrics::MetricsSnapshot;
 pub use session_manager::EngineStats;
 pub use startup::{Application, ApplicationHandle, StartupError};
 pub use store::Store;

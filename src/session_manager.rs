@@ -17,6 +17,7 @@ use crate::configuration::DocumentSettings;
 use crate::document::state::SessionId;
 use crate::document::{DocumentActor, Flush, JoinDocument, JoinError, Unload};
 use crate::events::SessionEvent;
+use crate::metrics::Metrics;
 use crate::protocol::close_code;
 use crate::store::Store;
 
@@ -85,6 +86,7 @@ struct DocumentEntry {
 pub struct SessionManager {
     store: Store,
     settings: Arc<DocumentSettings>,
+    metrics: Arc<Metrics>,
     /// Loaded documents. An entry exists exactly while its actor may serve.
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
@@ -96,10 +98,11 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
-    pub fn new(store: Store, settings: Arc<DocumentSettings>) -> Self {
+    pub fn new(store: Store, settings: Arc<DocumentSettings>, metrics: Arc<Metrics>) -> Self {
         SessionManager {
             store,
             settings,
+            metrics,
             documents: HashMap::new(),
             sessions: HashMap::new(),
             next_instance: 0,
@@ -111,16 +114,18 @@ impl SessionManager {
         let next_instance = &mut self.next_instance;
         let store = &self.store;
         let settings = &self.settings;
+        let metrics = &self.metrics;
         self.documents.entry(id.clone()).or_insert_with(|| {
             *next_instance += 1;
             let instance = *next_instance;
             let store = store.clone();
             let settings = settings.clone();
+            let metrics = metrics.clone();
             let manager = ctx.address().recipient();
             let doc_id = id.clone();
             log::debug!("document {id} starting (instance {instance})");
             let addr = Supervisor::start(move |_| {
-                DocumentActor::new(doc_id, instance, store, settings, manager)
+                DocumentActor::new(doc_id, instance, store, settings, manager, metrics)
             });
             DocumentEntry {
                 addr,

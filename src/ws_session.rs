@@ -97,7 +97,16 @@ impl WsSession {
         if matches!(self.state, SessionState::Closed) {
             return;
         }
-        log::debug!(
+        let level = if matches!(
+            code,
+            close_code::POLICY_VIOLATION | close_code::MESSAGE_TOO_BIG
+        ) {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
             "session {} on {}: closing with {code} ({reason})",
             self.id,
             self.document_id
@@ -214,8 +223,8 @@ impl WsSession {
                 update,
             }),
             Err(problem) => {
-                log::debug!(
-                    "session {} on {}: op {} refused: {problem}",
+                log::info!(
+                    "session {} on {}: op {} refused as invalid_update: {problem}",
                     self.id,
                     self.document_id,
                     op.client_op_id
@@ -433,6 +442,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 self.state_closed_by_client(ctx, reason);
             }
             Err(ws::ProtocolError::Overflow) => self.too_large(ctx),
+            Err(ws::ProtocolError::Io(e)) => {
+                log::debug!(
+                    "session {} on {}: connection lost ({e})",
+                    self.id,
+                    self.document_id
+                );
+                self.leave();
+                ctx.stop();
+            }
             Err(e) => {
                 log::info!(
                     "session {} on {}: protocol error: {e}",

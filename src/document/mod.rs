@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 use crate::configuration::DocumentSettings;
 use crate::crdt::{self, ValidUpdate};
 use crate::events::{CatchUp, SessionEvent, Welcome};
+use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Rejection, close_code};
 use crate::session_manager::UnloadRequest;
 use crate::store::{NewOp, NewSnapshot, Store, StoreError};
@@ -43,6 +44,10 @@ use state::{
 
 /// Most ops in one commit transaction.
 const MAX_BATCH_OPS: usize = 2048;
+/// Most ops waiting for a transaction; beyond it new ops are refused with
+/// `unavailable` so a document that cannot commit fast enough (slow or
+/// failing storage) does not grow without bound.
+const MAX_PENDING_OPS: usize = 100_000;
 /// How often an idle document checks whether it should unload.
 const MAX_IDLE_CHECK: Duration = Duration::from_secs(5);
 
@@ -163,6 +168,7 @@ pub struct DocumentActor {
     store: Store,
     settings: Arc<DocumentSettings>,
     manager: Recipient<UnloadRequest>,
+    metrics: Arc<Metrics>,
     phase: Phase,
     /// Joined sessions by id. Cleared (each told to reconnect) on restart.
     subscribers: HashMap<SessionId, Subscriber>,
@@ -191,6 +197,7 @@ impl DocumentActor {
         store: Store,
         settings: Arc<DocumentSettings>,
         manager: Recipient<UnloadRequest>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         DocumentActor {
             id,
@@ -198,6 +205,7 @@ impl DocumentActor {
             store,
             settings,
             manager,
+            metrics,
             phase: Phase::Loading,
             subscribers: HashMap::new(),
             pending: Vec::new(),
@@ -238,6 +246,7 @@ impl DocumentActor {
                         );
                         act.phase = Phase::Ready(Box::new(state));
                         act.last_activity = Instant::now();
+                        act.metrics.document_loaded();
                     }
                     Err(e) => act.fail(format!("document {} cannot be loaded: {e}", act.id), ctx),
                 }),
@@ -350,6 +359,7 @@ impl DocumentActor {
             return;
         };
         if let Err(e) = result {
+            self.metrics.commit_failed();
             log::error!(
                 "document {}: commit of {} ops failed: {e}; answering `unavailable` and reloading from storage",
                 self.id,
@@ -366,6 +376,14 @@ impl DocumentActor {
             }
             ctx.stop();
             return;
+        }
+        let ops = in_flight
+            .items
+            .iter()
+            .filter(|item| matches!(item, PipelineItem::Op { .. }))
+            .count();
+        if ops > 0 || in_flight.snapshot_seq.is_some() {
+            self.metrics.commit(ops, in_flight.snapshot_seq.is_some());
         }
         if in_flight.snapshot_seq.is_some() && matches!(self.phase, Phase::Ready(_)) {
             self.final_snapshot = false;
@@ -525,6 +543,16 @@ impl DocumentActor {
         let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
             return Err(JoinError::unavailable("the session left while joining"));
         };
+        let how = match &catch_up {
+            CatchUp::Replay { ops } => format!("replay of {} ops", ops.len()),
+            CatchUp::Snapshot { server_seq, .. } => format!("snapshot at {server_seq}"),
+        };
+        log::info!(
+            "document {}: session {session_id} (client {}) joined at seq {}: {how}",
+            self.id,
+            subscriber.client_id,
+            welcome.server_seq
+        );
         subscriber
             .recipient
             .do_send(SessionEvent::Welcome { welcome, catch_up });
@@ -590,6 +618,7 @@ impl Supervised for DocumentActor {
             return;
         }
         self.restarts += 1;
+        self.metrics.document_restarted();
         log::warn!(
             "document {} restarting (restart #{}): reloading from storage",
             self.id,
@@ -608,6 +637,9 @@ impl Supervised for DocumentActor {
                 reason: "document restarted; reconnect with last_seen_server_seq".to_owned(),
             });
         }
+        // A shutdown flush in progress ends here: the sessions are closed
+        // and nothing uncommitted remains.
+        self.answer_flush_waiters();
         self.final_snapshot = false;
         self.phase = Phase::Loading;
     }
@@ -812,6 +844,22 @@ impl Handler<SubmitOp> for DocumentActor {
             });
             return;
         };
+        if self.pending.len() >= MAX_PENDING_OPS {
+            log::warn!(
+                "document {}: {} ops waiting for storage; refusing op {} of {client_id}",
+                self.id,
+                self.pending.len(),
+                msg.client_op_id
+            );
+            recipient.do_send(SessionEvent::Rejected {
+                rejection: Rejection::for_op(
+                    ErrorCode::Unavailable,
+                    "the document is overloaded (storage too slow); resend the op later",
+                    msg.client_op_id,
+                ),
+            });
+            return;
+        }
         match state.classify(&client_id, msg.client_op_id) {
             OpDisposition::Fresh => {
                 state.reserve(&client_id, msg.client_op_id);

@@ -209,6 +209,9 @@ async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: B
     let (seen, _) = watcher.ws.recv_until_close().await;
     assert!(seen.is_empty(), "the failed op was not broadcast: {seen:?}");
     faults.remove(&app).await;
+    let metrics = app.engine.metrics();
+    assert_eq!(metrics.commit_failures, 1);
+    assert_eq!(metrics.document_restarts, 1);
 
     let mut writer = writer.rejoin(&app, "doc").await;
     assert_eq!(writer.welcome["last_client_op_id"], 1);

@@ -8,6 +8,7 @@ crate::on_both_backends!(
     concurrent_editors_converge_with_contiguous_seq_streams,
     ops_are_acked_to_the_sender_and_broadcast_to_the_others,
     snapshots_are_written_every_n_ops,
+    ops_arriving_during_a_commit_share_the_next_transaction,
 );
 
 /// Four editors type concurrently at pseudo-random positions of the same
@@ -127,4 +128,40 @@ async fn snapshots_are_written_every_n_ops(backend: Backend) {
     let reader = Peer::join(&app, "snap", "r").await;
     assert_eq!(reader.text(), "x".repeat(120));
     assert_eq!(reader.welcome["server_seq"], 120);
+}
+
+/// Group commit: eight writers send 50 ops each without waiting for acks.
+/// Ops that arrive while a transaction is in flight share the next one, so
+/// there are fewer transactions than ops, and still every op is acked
+/// after its commit with a contiguous seq stream for everyone.
+async fn ops_arriving_during_a_commit_share_the_next_transaction(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const WRITERS: usize = 8;
+    const OPS_EACH: usize = 50;
+    let total = (WRITERS * OPS_EACH) as u64;
+    let mut peers = Vec::new();
+    for i in 0..WRITERS {
+        peers.push(Peer::join(&app, "burst", &format!("w{i}")).await);
+    }
+    let before = app.engine.metrics();
+    let peers = join_all(peers.into_iter().map(|mut peer| async move {
+        for _ in 0..OPS_EACH {
+            peer.insert(0, "x").await;
+        }
+        peer.sync_to(total).await;
+        peer
+    }))
+    .await;
+    let after = app.engine.metrics();
+    let ops = after.ops_committed - before.ops_committed;
+    let commits = after.commits - before.commits;
+    assert_eq!(ops, total);
+    assert!(
+        commits < ops,
+        "{ops} ops took {commits} transactions: no group commit happened"
+    );
+    for peer in &peers {
+        assert_eq!(peer.stream, (1..=total).collect::<Vec<_>>());
+        assert_eq!(peer.text(), "x".repeat(total as usize));
+    }
 }

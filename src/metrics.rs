@@ -1,0 +1,68 @@
+//! Engine-wide counters, shared by every document actor of an engine.
+//!
+//! Plain atomics: documents increment them on their own threads without
+//! locking; [`Metrics::snapshot`] reads them for tests and operators.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters (see [`MetricsSnapshot`] for their meaning).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    commits: AtomicU64,
+    ops_committed: AtomicU64,
+    snapshots_written: AtomicU64,
+    commit_failures: AtomicU64,
+    document_restarts: AtomicU64,
+    documents_loaded: AtomicU64,
+}
+
+/// The counters at one moment, all since the engine started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsSnapshot {
+    /// Transactions committed to the op log (group commits).
+    pub commits: u64,
+    /// Ops appended to the op log. `ops_committed / commits` is the
+    /// average group-commit batch.
+    pub ops_committed: u64,
+    /// Snapshots written.
+    pub snapshots_written: u64,
+    /// Commits that failed (their ops were answered `unavailable`).
+    pub commit_failures: u64,
+    /// Supervised restarts of document actors.
+    pub document_restarts: u64,
+    /// Document loads (from snapshot + log).
+    pub documents_loaded: u64,
+}
+
+impl Metrics {
+    pub fn commit(&self, ops: usize, snapshot: bool) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.ops_committed.fetch_add(ops as u64, Ordering::Relaxed);
+        if snapshot {
+            self.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn commit_failed(&self) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn document_restarted(&self) {
+        self.document_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn document_loaded(&self) {
+        self.documents_loaded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            commits: self.commits.load(Ordering::Relaxed),
+            ops_committed: self.ops_committed.load(Ordering::Relaxed),
+            snapshots_written: self.snapshots_written.load(Ordering::Relaxed),
+            commit_failures: self.commit_failures.load(Ordering::Relaxed),
+            document_restarts: self.document_restarts.load(Ordering::Relaxed),
+            documents_loaded: self.documents_loaded.load(Ordering::Relaxed),
+        }
+    }
+}
