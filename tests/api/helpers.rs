@@ -358,8 +358,12 @@ impl WsClient {
 
     /// Like [`WsClient::recv`], but `None` when nothing arrives within `wait`.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Incoming> {
+        // One deadline for the whole call: the server's pings must not
+        // restart the clock.
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            let frame = match timeout(wait, self.framed.next()).await {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let frame = match timeout(left, self.framed.next()).await {
                 Err(_) => return None,
                 Ok(None) => return Some(Incoming::Closed(None)),
                 Ok(Some(Err(e))) => panic!("websocket protocol error: {e}"),
