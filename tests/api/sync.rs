@@ -9,6 +9,7 @@ crate::on_both_backends!(
     ops_are_acked_to_the_sender_and_broadcast_to_the_others,
     snapshots_are_written_every_n_ops,
     ops_arriving_during_a_commit_share_the_next_transaction,
+    joins_during_heavy_writing_get_a_contiguous_stream,
 );
 
 /// Four editors type concurrently at pseudo-random positions of the same
@@ -163,5 +164,42 @@ async fn ops_arriving_during_a_commit_share_the_next_transaction(backend: Backen
     for peer in &peers {
         assert_eq!(peer.stream, (1..=total).collect::<Vec<_>>());
         assert_eq!(peer.text(), "x".repeat(total as usize));
+    }
+}
+
+/// New clients join while another one writes as fast as it can. Each join
+/// reads the client's history from storage while commits keep completing;
+/// live ops committed meanwhile must reach the joiner after its welcome and
+/// snapshot, never before, and its stream must stay contiguous.
+async fn joins_during_heavy_writing_get_a_contiguous_stream(backend: Backend) {
+    let app = spawn_app(backend).await;
+    const OPS: u64 = 300;
+    const JOINERS: usize = 6;
+    let mut writer = Peer::join(&app, "busy", "writer").await;
+    let writing = async move {
+        for _ in 0..OPS {
+            writer.insert(0, "w").await;
+        }
+        writer.sync_to(OPS).await;
+        writer
+    };
+    let app_ref = &app;
+    let joining = join_all((0..JOINERS).map(|i| async move {
+        // Spread the joins over the burst.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
+        let mut peer = Peer::join(app_ref, "busy", &format!("joiner-{i}")).await;
+        peer.sync_to(OPS).await;
+        peer
+    }));
+    let (writer, joiners) = futures_util::future::join(writing, joining).await;
+    for peer in &joiners {
+        assert_eq!(peer.text(), writer.text(), "client {}", peer.client_id);
+        let first = peer.welcome["server_seq"].as_u64().unwrap() + 1;
+        assert_eq!(
+            peer.stream,
+            (first..=OPS).collect::<Vec<_>>(),
+            "client {}",
+            peer.client_id
+        );
     }
 }
