@@ -18,7 +18,9 @@ pub const ENV_PREFIX: &str = "COLLAB";
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub persistence: PersistenceSettings,
     pub documents: DocumentSettings,
+    pub debug: DebugSettings,
     pub logging: LoggingSettings,
 }
 
@@ -50,6 +52,41 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Run the schema migrations at start-up.
     pub run_migrations: bool,
+    /// How long an operation waits for a pooled connection (or to connect)
+    /// before it fails; its ops are then answered `unavailable`.
+    pub acquire_timeout_ms: u64,
+    /// SQLite only: how long a write waits for a lock held by another
+    /// process before it fails (and its ops are answered `unavailable`).
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+/// `[persistence]`: what an `ack` promises.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSettings {
+    pub durability: Durability,
+}
+
+/// How durable a commit is when its ops are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The commit is on disk: SQLite `synchronous = FULL`, PostgreSQL
+    /// `synchronous_commit = on`. Survives a power loss.
+    #[default]
+    Full,
+    /// SQLite `synchronous = NORMAL` (WAL), PostgreSQL `synchronous_commit =
+    /// off`. Survives a crash of this server; the last commits may be lost
+    /// if the machine (SQLite) or the database server (PostgreSQL) crashes.
+    Normal,
+}
+
+/// `[debug]`: operator drills and tests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSettings {
+    /// Mount the fault-injection endpoints under `/debug/` (never in production).
+    pub fault_injection: bool,
 }
 
 /// `[documents]`: per-document behaviour of the engine.
@@ -64,6 +101,17 @@ pub struct DocumentSettings {
     pub idle_unload_secs: u64,
     /// Largest WebSocket message a client may send, in bytes.
     pub max_message_bytes: usize,
+    /// A document that restarts more than this many times within
+    /// `restart_window_secs` is marked failed.
+    pub max_restarts: u32,
+    /// The window for `max_restarts`, in seconds.
+    pub restart_window_secs: u64,
+    /// Delay before the first reload after a restart; doubles with every
+    /// restart in the window.
+    pub restart_backoff_initial_ms: u64,
+    /// Upper bound of that delay; also how long a failed document refuses
+    /// connections before the next attempt to load it.
+    pub restart_backoff_max_ms: u64,
 }
 
 /// `[logging]`.
@@ -172,6 +220,12 @@ impl DatabaseSettings {
                 problem: "must be at least 1".to_owned(),
             });
         }
+        if self.acquire_timeout_ms < 100 {
+            return Err(SettingsError::Invalid {
+                key: "database.acquire_timeout_ms",
+                problem: "must be at least 100".to_owned(),
+            });
+        }
         Ok(())
     }
 }
@@ -197,7 +251,35 @@ impl DocumentSettings {
                 problem: "must be between 1024 and 268435456".to_owned(),
             });
         }
+        if self.restart_window_secs == 0 {
+            return Err(SettingsError::Invalid {
+                key: "documents.restart_window_secs",
+                problem: "must be at least 1".to_owned(),
+            });
+        }
+        if self.restart_backoff_initial_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "documents.restart_backoff_initial_ms",
+                problem: "must be at least 1".to_owned(),
+            });
+        }
+        if self.restart_backoff_max_ms < self.restart_backoff_initial_ms {
+            return Err(SettingsError::Invalid {
+                key: "documents.restart_backoff_max_ms",
+                problem: "must be at least documents.restart_backoff_initial_ms".to_owned(),
+            });
+        }
         Ok(())
+    }
+
+    /// Delay before reload number `restarts` (1-based) within the window.
+    pub fn restart_backoff(&self, restarts: u32) -> Duration {
+        let factor = 1u64 << restarts.saturating_sub(1).min(32);
+        Duration::from_millis(
+            self.restart_backoff_initial_ms
+                .saturating_mul(factor)
+                .min(self.restart_backoff_max_ms),
+        )
     }
 
     /// How long a document stays loaded without sessions.
@@ -214,6 +296,10 @@ impl Default for DocumentSettings {
             max_replay_ops: 10_000,
             idle_unload_secs: 60,
             max_message_bytes: 1 << 20,
+            max_restarts: 5,
+            restart_window_secs: 60,
+            restart_backoff_initial_ms: 10,
+            restart_backoff_max_ms: 5000,
         }
     }
 }
@@ -268,6 +354,19 @@ mod tests {
         assert!(!is_valid_log_filter(""));
         assert!(!is_valid_log_filter("info,sqlx=loud"));
         assert!(!is_valid_log_filter("very loud"));
+    }
+
+    #[test]
+    fn restart_backoff_doubles_up_to_the_maximum() {
+        let settings = DocumentSettings::default();
+        let delays: Vec<u128> = (1..=11)
+            .map(|n| settings.restart_backoff(n).as_millis())
+            .collect();
+        assert_eq!(
+            delays,
+            vec![10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5000, 5000]
+        );
+        assert_eq!(settings.restart_backoff(1000).as_millis(), 5000);
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! use collab_engine::{CollabEngine, EngineOptions, Store};
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let store = Store::connect(&collab_engine::configuration::DatabaseSettings {
-//!     url: "sqlite://collab.db".into(),
-//!     max_connections: 8,
-//!     run_migrations: true,
-//! })
+//! let store = Store::connect(
+//!     &collab_engine::configuration::DatabaseSettings {
+//!         url: "sqlite://collab.db".into(),
+//!         max_connections: 8,
+//!         run_migrations: true,
+//!         acquire_timeout_ms: 5000,
+//!         sqlite_busy_timeout_ms: 5000,
+//!     },
+//!     collab_engine::configuration::Durability::Full,
+//! )
 //! .await
 //! .expect("database");
 //! store.migrate().await.expect("migrations");
@@ -38,7 +43,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::configuration::{DocumentSettings, Settings, redact_url};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::protocol::validate_document_id;
-use crate::session_manager::{EngineStats, GetStats, SessionManager, Shutdown};
+use crate::session_manager::{EngineStats, Fault, GetStats, InjectFault, SessionManager, Shutdown};
 use crate::store::Store;
 use crate::ws_session::{self, SessionConfig};
 
@@ -50,6 +55,8 @@ pub struct EngineOptions {
     pub heartbeat_interval: Duration,
     /// A client silent for this long is dropped.
     pub client_timeout: Duration,
+    /// Mount the `/debug/` fault-injection endpoints (tests and drills only).
+    pub fault_injection: bool,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +65,7 @@ impl Default for EngineOptions {
             documents: DocumentSettings::default(),
             heartbeat_interval: Duration::from_secs(5),
             client_timeout: Duration::from_secs(30),
+            fault_injection: false,
         }
     }
 }
@@ -69,6 +77,7 @@ impl EngineOptions {
             documents: settings.documents.clone(),
             heartbeat_interval: Duration::from_secs(settings.server.heartbeat_interval_secs),
             client_timeout: settings.client_timeout(),
+            fault_injection: settings.debug.fault_injection,
         }
     }
 }
@@ -98,19 +107,19 @@ struct EngineInner {
     next_session_id: AtomicU64,
     /// Set once shutdown started: new connections get 503.
     shutting_down: AtomicBool,
+    fault_injection: bool,
 }
 
 impl CollabEngine {
     /// Connects to the database of `settings`, runs the migrations (unless
     /// disabled) and starts the engine.
     pub async fn from_settings(settings: &Settings) -> Result<CollabEngine, EngineError> {
-        let store =
-            Store::connect(&settings.database)
-                .await
-                .map_err(|source| EngineError::Connect {
-                    url: redact_url(&settings.database.url),
-                    source,
-                })?;
+        let store = Store::connect(&settings.database, settings.persistence.durability)
+            .await
+            .map_err(|source| EngineError::Connect {
+                url: redact_url(&settings.database.url),
+                source,
+            })?;
         if settings.database.run_migrations {
             store.migrate().await.map_err(EngineError::Migrate)?;
             log::info!("database migrations applied ({})", store.backend_name());
@@ -144,17 +153,38 @@ impl CollabEngine {
                 metrics,
                 next_session_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
+                fault_injection: options.fault_injection,
             }),
         }
     }
 
-    /// Registers the engine's routes (`GET /ws/{document_id}`) on an app or
+    /// Registers the engine's routes (`GET /ws/{document_id}`, plus the
+    /// `/debug/` fault-injection endpoints when enabled) on an app or
     /// scope: `App::new().configure(engine.configure())`.
     pub fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
         let engine = self.clone();
         move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(engine.clone()))
                 .route("/ws/{document_id:.*}", web::get().to(native_ws));
+            if engine.inner.fault_injection {
+                cfg.route(
+                    "/debug/documents/{document_id}/panic",
+                    web::post().to(debug_panic),
+                )
+                .route(
+                    "/debug/documents/{document_id}/fail-commits",
+                    web::post().to(debug_fail_commits),
+                );
+            }
+        }
+    }
+
+    /// Whether the database answers (within 2 s).
+    pub async fn ready(&self) -> Result<(), String> {
+        match tokio::time::timeout(Duration::from_secs(2), self.inner.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+            Err(_) => Err("database did not answer within 2 s".to_owned()),
         }
     }
 
@@ -211,4 +241,53 @@ async fn native_ws(
         &req,
         stream,
     )
+}
+
+async fn inject(engine: &CollabEngine, document_id: String, fault: Fault) -> HttpResponse {
+    let result = engine
+        .inner
+        .manager
+        .send(InjectFault {
+            document_id: Arc::from(document_id.as_str()),
+            fault,
+        })
+        .await;
+    match result {
+        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({
+            "document_id": document_id,
+            "injected": format!("{fault:?}"),
+        })),
+        Ok(Err(problem)) => HttpResponse::NotFound().json(serde_json::json!({
+            "error": "not_loaded",
+            "message": problem,
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": "unavailable",
+            "message": e.to_string(),
+        })),
+    }
+}
+
+/// `POST /debug/documents/{id}/panic`: the document's actor panics inside a handler.
+async fn debug_panic(path: web::Path<String>, engine: web::Data<CollabEngine>) -> HttpResponse {
+    inject(&engine, path.into_inner(), Fault::Panic).await
+}
+
+#[derive(serde::Deserialize)]
+struct FailCommitsQuery {
+    count: u32,
+}
+
+/// `POST /debug/documents/{id}/fail-commits?count=N`: its next N commits fail.
+async fn debug_fail_commits(
+    path: web::Path<String>,
+    query: web::Query<FailCommitsQuery>,
+    engine: web::Data<CollabEngine>,
+) -> HttpResponse {
+    inject(
+        &engine,
+        path.into_inner(),
+        Fault::FailCommits { count: query.count },
+    )
+    .await
 }

@@ -9,13 +9,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::configuration::DocumentSettings;
 use crate::document::state::SessionId;
-use crate::document::{DocumentActor, Flush, JoinDocument, JoinError, Unload};
+use crate::document::{
+    DocumentActor, FailCommits, Flush, InjectPanic, JoinDocument, JoinError, Unload,
+};
 use crate::events::SessionEvent;
 use crate::metrics::Metrics;
 use crate::protocol::close_code;
@@ -45,15 +48,33 @@ pub struct Join {
     pub request: JoinDocument,
 }
 
-/// A document asks to be forgotten: idle (`force == false`, granted only if
-/// no join is in transit) or failed (`force == true`).
+/// A document asks to be forgotten: idle (granted only if no join is in
+/// transit), or failed (`failed_for`: always granted, and new connections
+/// are refused for that long before the document is tried again).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UnloadRequest {
     pub document_id: Arc<str>,
     pub instance: u64,
     pub joins_seen: u64,
-    pub force: bool,
+    pub failed_for: Option<Duration>,
+}
+
+/// Fault injection (only routed when `debug.fault_injection` is on).
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Panic inside a handler of the document actor.
+    Panic,
+    /// Fail the next `count` commits.
+    FailCommits { count: u32 },
+}
+
+/// Injects `fault` into the loaded document `document_id`.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct InjectFault {
+    pub document_id: Arc<str>,
+    pub fault: Fault,
 }
 
 /// Graceful shutdown of every document and session.
@@ -91,6 +112,8 @@ pub struct SessionManager {
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
     sessions: HashMap<SessionId, Recipient<SessionEvent>>,
+    /// Documents that failed, refused until the given time.
+    failed_until: HashMap<Arc<str>, Instant>,
     /// Source of document instance numbers.
     next_instance: u64,
     /// Set by [`Shutdown`]: no new joins.
@@ -105,6 +128,7 @@ impl SessionManager {
             metrics,
             documents: HashMap::new(),
             sessions: HashMap::new(),
+            failed_until: HashMap::new(),
             next_instance: 0,
             shutting_down: false,
         }
@@ -170,6 +194,18 @@ impl Handler<Join> for SessionManager {
         if self.shutting_down {
             return Box::pin(async { Err(JoinError::going_away()) });
         }
+        if let Some(until) = self.failed_until.get(&msg.document_id) {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                let error = JoinError::unavailable(format!(
+                    "document {} failed and is refused for another {} ms; retry later",
+                    msg.document_id,
+                    left.as_millis()
+                ));
+                return Box::pin(async move { Err(error) });
+            }
+            self.failed_until.remove(&msg.document_id);
+        }
         let entry = self.document(&msg.document_id, ctx);
         entry.joins_sent += 1;
         let addr = entry.addr.clone();
@@ -196,7 +232,7 @@ impl Handler<UnloadRequest> for SessionManager {
         if entry.instance != msg.instance {
             return;
         }
-        if !msg.force && entry.joins_sent != msg.joins_seen {
+        if msg.failed_for.is_none() && entry.joins_sent != msg.joins_seen {
             log::debug!(
                 "document {}: unload refused, a join is in transit",
                 msg.document_id
@@ -206,6 +242,30 @@ impl Handler<UnloadRequest> for SessionManager {
         if let Some(entry) = self.documents.remove(&msg.document_id) {
             entry.addr.do_send(Unload);
         }
+        if let Some(failed_for) = msg.failed_for {
+            self.failed_until.retain(|_, until| *until > Instant::now());
+            self.failed_until
+                .insert(msg.document_id, Instant::now() + failed_for);
+        }
+    }
+}
+
+impl Handler<InjectFault> for SessionManager {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(entry) = self.documents.get(&msg.document_id) else {
+            let error = format!("document {} is not loaded", msg.document_id);
+            return Box::pin(async move { Err(error) });
+        };
+        let addr = entry.addr.clone();
+        Box::pin(async move {
+            let sent = match msg.fault {
+                Fault::Panic => addr.send(InjectPanic).await,
+                Fault::FailCommits { count } => addr.send(FailCommits { count }).await,
+            };
+            sent.map_err(|e| format!("the document did not answer: {e}"))
+        })
     }
 }
 

@@ -78,6 +78,7 @@ impl Application {
             App::new()
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
                 .route("/health", web::get().to(health))
+                .route("/ready", web::get().to(ready))
                 .configure(mounted.configure())
         })
         .disable_signals()
@@ -140,8 +141,20 @@ impl Application {
     }
 }
 
+/// `GET /health`: the process is alive.
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the database answers (503 otherwise).
+async fn ready(engine: web::Data<CollabEngine>) -> HttpResponse {
+    match engine.ready().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(problem) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "message": problem,
+        })),
+    }
 }
 
 async fn wait_for_signal() {

@@ -17,7 +17,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use crate::configuration::{DatabaseSettings, redact_url};
+use crate::configuration::{DatabaseSettings, Durability, redact_url};
 use crate::document::state::LoggedOp;
 
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
@@ -30,6 +30,12 @@ pub enum StoreError {
     Db(#[from] DbErr),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error(
+        "the op log head is {found}, expected {expected}: a commit reported as failed did land"
+    )]
+    HeadMismatch { expected: u64, found: u64 },
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
 }
 
 /// An op to append to the log in the next commit.
@@ -59,25 +65,46 @@ pub struct Store {
 
 impl Store {
     /// Connects as `settings` say. SQLite files are created if missing and
-    /// run in WAL mode with `synchronous = FULL` (an ack means on disk).
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, DbErr> {
+    /// run in WAL mode; `durability` chooses `synchronous = FULL` or
+    /// `NORMAL` (SQLite) and `synchronous_commit = on` or `off` (PostgreSQL).
+    pub async fn connect(
+        settings: &DatabaseSettings,
+        durability: Durability,
+    ) -> Result<Store, DbErr> {
         let url = normalize_sqlite_url(&settings.url);
         let mut options = ConnectOptions::new(url.clone());
+        let timeout = Duration::from_millis(settings.acquire_timeout_ms);
         options
             .max_connections(settings.max_connections)
             .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .connect_timeout(timeout)
+            .acquire_timeout(timeout)
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
-            options.map_sqlx_sqlite_opts(|o| {
+            let busy_timeout = Duration::from_millis(settings.sqlite_busy_timeout_ms);
+            let synchronous = match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            };
+            options.map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(Duration::from_secs(10))
+                    .synchronous(synchronous)
+                    .busy_timeout(busy_timeout)
                     .foreign_keys(true)
             });
+        } else {
+            let synchronous_commit = match durability {
+                Durability::Full => "on",
+                Durability::Normal => "off",
+            };
+            options.map_sqlx_postgres_opts(move |o| {
+                o.options([("synchronous_commit", synchronous_commit)])
+            });
         }
-        log::info!("connecting to {}", redact_url(&url));
+        log::info!(
+            "connecting to {} (durability {durability:?})",
+            redact_url(&url)
+        );
         let db = Database::connect(options).await?;
         Ok(Store { db })
     }
@@ -199,15 +226,29 @@ impl Store {
         .transpose()
     }
 
+    /// Highest `server_seq` in the op log of document `id` (0: empty).
+    pub async fn head(&self, id: &str) -> Result<u64, StoreError> {
+        head_in(&self.db, id).await
+    }
+
     /// Appends `ops` and writes `snapshot`, all in one transaction: either
-    /// everything is durable when this returns `Ok`, or nothing is.
+    /// everything is durable when this returns `Ok`, or nothing is. With
+    /// `expected_head`, the transaction first checks that the log ends
+    /// there (used after a failed commit whose outcome is unknown).
     pub async fn commit(
         &self,
         id: &str,
         ops: &[NewOp],
         snapshot: Option<&NewSnapshot>,
+        expected_head: Option<u64>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
+        if let Some(expected) = expected_head {
+            let found = head_in(&txn, id).await?;
+            if found != expected {
+                return Err(StoreError::HeadMismatch { expected, found });
+            }
+        }
         let now = chrono::Utc::now();
         for chunk in ops.chunks(INSERT_CHUNK) {
             operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
@@ -222,12 +263,19 @@ impl Store {
             .await?;
         }
         if let Some(snapshot) = snapshot {
+            // A snapshot at the same seq exists when the previous one could
+            // not be decoded (the document loaded from an older one): replace it.
             snapshots::Entity::insert(snapshots::ActiveModel {
                 document_id: Set(id.to_owned()),
                 server_seq: Set(to_i64(snapshot.server_seq)),
                 state: Set(snapshot.state.clone()),
                 created_at: Set(now),
             })
+            .on_conflict(
+                OnConflict::columns([snapshots::Column::DocumentId, snapshots::Column::ServerSeq])
+                    .update_columns([snapshots::Column::State, snapshots::Column::CreatedAt])
+                    .to_owned(),
+            )
             .exec_without_returning(&txn)
             .await?;
             snapshots::Entity::delete_many()
@@ -248,6 +296,17 @@ impl Store {
             _ => "other",
         }
     }
+}
+
+async fn head_in(db: &impl sea_orm::ConnectionTrait, id: &str) -> Result<u64, StoreError> {
+    let head: Option<Option<i64>> = operations::Entity::find()
+        .select_only()
+        .column_as(operations::Column::ServerSeq.max(), "head")
+        .filter(operations::Column::DocumentId.eq(id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    to_u64(head.flatten().unwrap_or(0), "operations.server_seq")
 }
 
 /// SQLite URLs without a `mode=` parameter get `mode=rwc`, so the database

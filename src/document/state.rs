@@ -328,6 +328,11 @@ impl DocumentState {
         mark.committed
     }
 
+    /// Highest `client_op_id` of `client_id` in the log, if its mark is loaded.
+    pub fn last_client_op_id(&self, client_id: &str) -> Option<u64> {
+        self.clients.get(client_id).and_then(|mark| mark.committed)
+    }
+
     /// Unregisters a session of `client_id`; forgets the mark when nothing
     /// depends on it any more.
     pub fn client_left(&mut self, client_id: &str) {

@@ -187,8 +187,8 @@ async fn binary_frames_get_bad_message(backend: Backend) {
 
 /// The database refuses the commit (a trigger makes every insert into the
 /// op log fail): the op gets `unavailable` with its id, is never acked or
-/// broadcast, and once the database accepts writes again the client
-/// reconnects, resends it and it is accepted exactly once.
+/// broadcast, the session stays open, and once the database accepts writes
+/// again the resent op is accepted exactly once.
 async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut watcher = Peer::join(&app, "doc", "watcher").await;
@@ -202,25 +202,34 @@ async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: B
     let answer = writer.ws.recv_json().await;
     assert_error(&answer, "unavailable");
     assert_eq!(answer["client_op_id"], op_id);
-    // The document reloads from storage; its sessions are told to reconnect.
-    let (rest, code) = writer.ws.recv_until_close().await;
-    assert!(rest.is_empty(), "nothing acked after the failure: {rest:?}");
-    assert_eq!(code, Some(1012));
-    let (seen, _) = watcher.ws.recv_until_close().await;
-    assert!(seen.is_empty(), "the failed op was not broadcast: {seen:?}");
+    assert!(
+        writer
+            .ws
+            .recv_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing acked after the failure"
+    );
+    assert!(
+        watcher
+            .ws
+            .recv_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the failed op was not broadcast"
+    );
     faults.remove(&app).await;
     let metrics = app.engine.metrics();
     assert_eq!(metrics.commit_failures, 1);
-    assert_eq!(metrics.document_restarts, 1);
+    assert_eq!(
+        metrics.document_restarts, 0,
+        "storage errors do not restart the document"
+    );
 
-    let mut writer = writer.rejoin(&app, "doc").await;
-    assert_eq!(writer.welcome["last_client_op_id"], 1);
     writer.resend_unacked().await;
     writer.sync_to(2).await;
     assert_eq!(writer.acks.get(&op_id), Some(&2));
-    assert_eq!(app.logged_ops("doc").await.len(), 2);
-    let watcher = watcher.rejoin(&app, "doc").await;
-    let mut watcher = watcher;
     watcher.sync_to(2).await;
     assert_eq!(watcher.text(), "ab");
+    assert_eq!(app.logged_ops("doc").await.len(), 2);
 }

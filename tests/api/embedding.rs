@@ -2,7 +2,7 @@
 //! host's own routes, sharing its runtime.
 
 use actix_web::{App, HttpServer, web};
-use collab_engine::configuration::DatabaseSettings;
+use collab_engine::configuration::{DatabaseSettings, Durability};
 use collab_engine::{CollabEngine, EngineOptions, Store};
 
 use crate::helpers::{Backend, Editor, TestDatabase, WsClient};
@@ -10,11 +10,16 @@ use crate::helpers::{Backend, Editor, TestDatabase, WsClient};
 #[actix_web::test]
 async fn the_engine_mounts_under_a_scope_of_a_host_app() {
     let db = TestDatabase::create(&Backend::Sqlite).await;
-    let store = Store::connect(&DatabaseSettings {
-        url: db.url.clone(),
-        max_connections: 2,
-        run_migrations: true,
-    })
+    let store = Store::connect(
+        &DatabaseSettings {
+            url: db.url.clone(),
+            max_connections: 2,
+            run_migrations: true,
+            acquire_timeout_ms: 5000,
+            sqlite_busy_timeout_ms: 5000,
+        },
+        Durability::Full,
+    )
     .await
     .expect("store");
     store.migrate().await.expect("migrate");

@@ -12,7 +12,8 @@ use awc::ws::{Codec, Frame, Message};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use collab_engine::configuration::{
-    DatabaseSettings, DocumentSettings, LoggingSettings, ServerSettings, Settings,
+    DatabaseSettings, DebugSettings, DocumentSettings, Durability, LoggingSettings,
+    PersistenceSettings, ServerSettings, Settings,
 };
 use collab_engine::{Application, ApplicationHandle, CollabEngine};
 use futures_util::{SinkExt, StreamExt};
@@ -173,12 +174,24 @@ pub fn test_settings(database_url: &str) -> Settings {
             url: database_url.to_owned(),
             max_connections: 4,
             run_migrations: true,
+            acquire_timeout_ms: 5000,
+            sqlite_busy_timeout_ms: 5000,
+        },
+        persistence: PersistenceSettings {
+            durability: Durability::Full,
         },
         documents: DocumentSettings {
             snapshot_every_ops: 50,
             max_replay_ops: 100,
             idle_unload_secs: 60,
             max_message_bytes: 64 * 1024,
+            max_restarts: 5,
+            restart_window_secs: 60,
+            restart_backoff_initial_ms: 10,
+            restart_backoff_max_ms: 500,
+        },
+        debug: DebugSettings {
+            fault_injection: true,
         },
         logging: LoggingSettings {
             level: "info".into(),
@@ -229,6 +242,31 @@ async fn start(settings: Settings, db: TestDatabase) -> TestApp {
 impl TestApp {
     pub fn ws_url(&self, document_id: &str) -> String {
         format!("ws://127.0.0.1:{}/ws/{document_id}", self.port)
+    }
+
+    /// `POST /debug/documents/{id}/{fault}` (fault injection); returns the status.
+    pub async fn inject(&self, document_id: &str, fault: &str) -> u16 {
+        awc::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/debug/documents/{document_id}/{fault}",
+                self.port
+            ))
+            .send()
+            .await
+            .expect("debug request")
+            .status()
+            .as_u16()
+    }
+
+    /// `GET path` on the server; returns the status.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        awc::Client::new()
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .send()
+            .await
+            .expect("http request")
+            .status()
+            .as_u16()
     }
 
     /// Graceful shutdown, then a new server on the same database.
@@ -318,6 +356,17 @@ impl WsClient {
             .expect("send text frame");
     }
 
+    /// Sends an op; `false` if the connection is gone.
+    pub async fn try_send_op(&mut self, client_op_id: u64, update: &[u8]) -> bool {
+        let text = json!({
+            "type": "op",
+            "client_op_id": client_op_id,
+            "update": BASE64.encode(update),
+        })
+        .to_string();
+        self.framed.send(Message::Text(text.into())).await.is_ok()
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
@@ -366,7 +415,8 @@ impl WsClient {
             let frame = match timeout(left, self.framed.next()).await {
                 Err(_) => return None,
                 Ok(None) => return Some(Incoming::Closed(None)),
-                Ok(Some(Err(e))) => panic!("websocket protocol error: {e}"),
+                // The connection broke (e.g. the server was killed).
+                Ok(Some(Err(_))) => return Some(Incoming::Closed(None)),
                 Ok(Some(Ok(frame))) => frame,
             };
             match frame {
@@ -509,7 +559,12 @@ pub struct Peer {
 impl Peer {
     /// Connects fresh (no `last_seen_server_seq`): gets a snapshot.
     pub async fn join(app: &TestApp, document_id: &str, client_id: &str) -> Peer {
-        let mut ws = WsClient::connect(app, document_id).await;
+        Self::join_url(&app.ws_url(document_id), client_id).await
+    }
+
+    /// Like [`Peer::join`], at a full WebSocket URL.
+    pub async fn join_url(url: &str, client_id: &str) -> Peer {
+        let mut ws = WsClient::connect_url(url).await;
         ws.hello(client_id, None, None).await;
         let mut peer = Peer {
             ws,
@@ -528,9 +583,14 @@ impl Peer {
     }
 
     /// Reconnects with `last_seen_server_seq` and epoch, keeping the editor.
-    pub async fn rejoin(mut self, app: &TestApp, document_id: &str) -> Peer {
+    pub async fn rejoin(self, app: &TestApp, document_id: &str) -> Peer {
+        self.rejoin_url(&app.ws_url(document_id)).await
+    }
+
+    /// Like [`Peer::rejoin`], at a full WebSocket URL.
+    pub async fn rejoin_url(mut self, url: &str) -> Peer {
         self.ws.close().await;
-        self.ws = WsClient::connect(app, document_id).await;
+        self.ws = WsClient::connect_url(url).await;
         let (client_id, last_seen, epoch) =
             (self.client_id.clone(), self.last_seen, self.epoch.clone());
         self.ws
@@ -574,6 +634,16 @@ impl Peer {
         self.ws.send_op(op_id, &update).await;
         self.unacked.insert(op_id, update);
         op_id
+    }
+
+    /// Like [`Peer::insert`], but tolerates a dead connection (the op then
+    /// stays pending, to be resent). Returns whether it was sent.
+    pub async fn try_insert(&mut self, index: u32, s: &str) -> bool {
+        let update = self.editor.insert(index, s);
+        let op_id = self.next_op_id;
+        self.next_op_id += 1;
+        self.unacked.insert(op_id, update.clone());
+        self.ws.try_send_op(op_id, &update).await
     }
 
     /// Resends every unacked op (after a reconnect).
@@ -630,6 +700,25 @@ impl Peer {
         }
     }
 
+    /// Handles messages until the connection closes; `unavailable` errors
+    /// leave their op pending (to be resent). Returns the close code and
+    /// the ids of the ops answered `unavailable`.
+    pub async fn drain_until_close(&mut self) -> (Option<u16>, Vec<u64>) {
+        let mut unavailable = Vec::new();
+        loop {
+            match self.ws.recv().await {
+                Incoming::Closed(code) => return (code, unavailable),
+                Incoming::Json(message) if message["type"] == "error" => {
+                    assert_eq!(message["code"], "unavailable", "{message}");
+                    if let Some(op_id) = message["client_op_id"].as_u64() {
+                        unavailable.push(op_id);
+                    }
+                }
+                Incoming::Json(message) => self.handle(&message),
+            }
+        }
+    }
+
     /// Reads until the stream reached `seq` and nothing is unacked.
     pub async fn sync_to(&mut self, seq: u64) {
         while self.last_seen < seq || !self.unacked.is_empty() {
@@ -640,4 +729,98 @@ impl Peer {
     pub fn text(&self) -> String {
         self.editor.text()
     }
+}
+
+/// The server binary as a child process (for signals and `kill -9`).
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub port: u16,
+    /// Everything the server logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `collab-engine --config settings.toml` with `env` overrides
+    /// on port 0 and waits until it listens.
+    pub fn start(database_url: &str, env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_collab-engine"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--config", "settings.toml"])
+            .env_remove("RUST_LOG")
+            .env("COLLAB__SERVER__PORT", "0")
+            .env("COLLAB__SERVER__WORKERS", "2")
+            .env("COLLAB__DATABASE__URL", database_url)
+            .env("COLLAB__LOGGING__LEVEL", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start collab-engine");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("collab-engine listening on 127.0.0.1:").nth(1) {
+                    let _ = port_tx.send(rest.trim().parse::<u16>().ok());
+                }
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line);
+                }
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("server did not start: {:?}", log.lock().map(|l| l.clone())));
+        ServerProcess { child, port, log }
+    }
+
+    pub fn ws_url(&self, document_id: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws/{document_id}", self.port)
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit; returns its code and how long it took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = std::time::Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let code = self.child.wait().expect("wait").code();
+        (code, started.elapsed())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every distinct token `<...>` in `text`, with how often it occurs.
+pub fn token_counts(text: &str) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for token in text.split('<').skip(1) {
+        if let Some(end) = token.find('>') {
+            *counts.entry(format!("<{}>", &token[..end])).or_insert(0) += 1;
+        }
+    }
+    counts
 }

@@ -3,10 +3,14 @@
 //! when `COLLAB_TEST_DATABASE_URL` is set, on PostgreSQL.
 
 mod helpers;
+mod pg_cluster;
 
 mod bad_input;
 mod configuration;
 mod embedding;
+mod faults;
 mod lifecycle;
+mod outage;
+mod process;
 mod reconnect;
 mod sync;

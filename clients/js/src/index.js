@@ -1,0 +1,573 @@
+// @collab-engine/client: binds a Yjs document to a Collab-Engine server
+// speaking the native protocol v1 (docs/protocol.md of the server).
+//
+// Runs in browsers and in Node >= 20: no Node-only imports, no Buffer.
+// In Node (before 22) pass a WebSocket constructor, e.g. the `ws` package.
+
+import * as Y from 'yjs'
+
+/** The only protocol version this client speaks. */
+export const PROTOCOL_VERSION = 1
+
+/** WebSocket close codes the server uses (docs/protocol.md). */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  NO_STATUS: 1005,
+  ABNORMAL: 1006,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013
+})
+
+// Close codes after which the client does not reconnect by itself: the
+// server says the client broke the protocol (1008) or sent a message larger
+// than its limit (1009). Reconnecting would just repeat the same failure.
+const FATAL_CLOSE_CODES = new Set([CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG])
+
+// The code this client uses when it closes a socket itself because the
+// server broke the ordering promise or sent something unexpected.
+const CLIENT_RESYNC_CLOSE = 4000
+
+const WS_OPEN = 1
+
+/**
+ * A tiny event emitter that works everywhere. A listener that throws does
+ * not disturb the emitter; the exception is reported asynchronously.
+ */
+export class Emitter {
+  constructor () {
+    /** @type {Map<string, Set<Function>>} */
+    this._listeners = new Map()
+  }
+
+  /** Adds `fn` for `name`; returns `this`. */
+  on (name, fn) {
+    let set = this._listeners.get(name)
+    if (!set) this._listeners.set(name, (set = new Set()))
+    set.add(fn)
+    return this
+  }
+
+  /** Removes `fn` for `name`; returns `this`. */
+  off (name, fn) {
+    const set = this._listeners.get(name)
+    if (set) {
+      set.delete(fn)
+      if (set.size === 0) this._listeners.delete(name)
+    }
+    return this
+  }
+
+  /** Adds `fn` for the next `name` event only; returns `this`. */
+  once (name, fn) {
+    const wrapper = (...args) => {
+      this.off(name, wrapper)
+      fn(...args)
+    }
+    return this.on(name, wrapper)
+  }
+
+  /** Calls every listener of `name` with `args`. */
+  emit (name, ...args) {
+    const set = this._listeners.get(name)
+    if (!set) return
+    for (const fn of [...set]) {
+      try {
+        fn(...args)
+      } catch (e) {
+        reportAsync(e)
+      }
+    }
+  }
+
+  /** Removes every listener. */
+  removeAllListeners () {
+    this._listeners.clear()
+  }
+}
+
+function reportAsync (e) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(e)
+  else setTimeout(() => { throw e }, 0)
+}
+
+// ---------------------------------------------------------------------------
+// base64 (standard alphabet, padded) without Buffer
+
+const CHUNK = 0x8000
+
+/** Base64 (standard, padded) of `bytes` (a Uint8Array). */
+export function toBase64 (bytes) {
+  let binary = ''
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK))
+  }
+  return btoa(binary)
+}
+
+/** The bytes of a base64 (standard alphabet) string. Throws on bad input. */
+export function fromBase64 (text) {
+  const binary = atob(text)
+  const bytes = new Uint8Array(binary.length)
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
+  return bytes
+}
+
+function randomClientId () {
+  const c = globalThis.crypto
+  if (c && typeof c.randomUUID === 'function') {
+    try {
+      return `js-${c.randomUUID()}`
+    } catch (_) {
+      // randomUUID needs a secure context in browsers; fall through.
+    }
+  }
+  const bytes = new Uint8Array(16)
+  if (c && typeof c.getRandomValues === 'function') c.getRandomValues(bytes)
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256)
+  return `js-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`
+}
+
+/** Does `doc` (a Y.Doc) hold structs that a peer with state vector `sv` lacks? */
+function hasStructsBeyond (doc, sv) {
+  for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(doc))) {
+    if (clock > (sv.get(client) ?? 0)) return true
+  }
+  return false
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * Keeps a `Y.Doc` in sync with one document of a Collab-Engine server.
+ *
+ * Events (listen with `on`/`off`/`once`):
+ * - `status`  `{ status: 'connecting' | 'connected' | 'disconnected' }`
+ * - `synced`  `true` once the catch-up after a `welcome` is applied;
+ *             `false` when a synced connection is lost
+ * - `error`   `{ code, message, client_op_id?, closeCode? }`: an `error`
+ *             message of the server, a fatal close (1008, 1009), or a
+ *             problem the client detected (`sequence_gap`, `bad_frame`,
+ *             `apply_failed`, `connect_failed`)
+ */
+export class CollabClient extends Emitter {
+  /**
+   * @param {object} options
+   * @param {string} options.url server base, e.g. `ws://127.0.0.1:8080`
+   * @param {string} options.documentId document id (1–128 of `A-Z a-z 0-9 . _ -`)
+   * @param {Y.Doc} options.doc the document to bind
+   * @param {string} [options.clientId] writer identity, 1–64 characters;
+   *   default: a random id, stable for the life of this instance
+   * @param {Function} [options.WebSocket] WebSocket constructor; default `globalThis.WebSocket`
+   * @param {{initialMs?: number, maxMs?: number}} [options.backoff] reconnect delays
+   * @param {boolean} [options.connect=true] connect right away (on the next
+   *   microtask, so listeners added right after construction see every event)
+   */
+  constructor (options) {
+    super()
+    const {
+      url,
+      documentId,
+      doc,
+      clientId = randomClientId(),
+      WebSocket = globalThis.WebSocket,
+      backoff = {},
+      connect = true
+    } = options ?? {}
+    if (typeof url !== 'string' || url === '') throw new TypeError('CollabClient: `url` must be a non-empty string')
+    if (typeof documentId !== 'string' || documentId === '') throw new TypeError('CollabClient: `documentId` must be a non-empty string')
+    if (!doc || typeof doc.on !== 'function' || typeof doc.off !== 'function') throw new TypeError('CollabClient: `doc` must be a Y.Doc')
+    if (typeof clientId !== 'string' || clientId.length === 0 || [...clientId].length > 64) {
+      throw new TypeError('CollabClient: `clientId` must be a string of 1 to 64 characters')
+    }
+    if (typeof WebSocket !== 'function') {
+      throw new TypeError('CollabClient: no WebSocket constructor; pass one as `WebSocket` (in Node < 22: `import WebSocket from "ws"`)')
+    }
+    this.doc = doc
+    this.documentId = documentId
+    this.clientId = clientId
+    this.url = `${url.replace(/\/+$/, '')}/ws/${encodeURIComponent(documentId)}`
+    this._WebSocket = WebSocket
+    this._backoff = {
+      initialMs: backoff.initialMs ?? 100,
+      maxMs: backoff.maxMs ?? 5000
+    }
+
+    // Persisted across reconnects within this instance.
+    this._nextOpId = 1
+    /** @type {{id: number, update: Uint8Array}[]} ops not yet acked, in order */
+    this._pending = []
+    this._everSent = false
+    this._lastSeenServerSeq = null
+    this._epoch = null
+
+    // Connection state.
+    this._ws = null
+    /** Per-connection state, `null` while no socket is open. */
+    this._session = null
+    this._status = 'disconnected'
+    this._synced = false
+    this._wantConnected = false
+    this._destroyed = false
+    this._attempt = 0
+    this._timer = null
+
+    this._onDocUpdate = (update, origin) => {
+      if (origin === this || this._destroyed) return
+      const op = { id: this._nextOpId++, update }
+      this._pending.push(op)
+      if (this._session && this._session.ready) this._sendOp(op)
+    }
+    doc.on('update', this._onDocUpdate)
+
+    if (connect) {
+      // Connect on the next microtask, so listeners attached right after
+      // construction see the first `status` event.
+      this._wantConnected = true
+      queueMicrotask(() => {
+        if (this._wantConnected && !this._destroyed && !this._ws && this._timer === null) this._open()
+      })
+    }
+  }
+
+  /** `'connecting'`, `'connected'` (welcome received) or `'disconnected'`. */
+  get status () { return this._status }
+  /** True while connected and caught up with the server. */
+  get synced () { return this._synced }
+  /** `server_seq` of the last `op`, `ack` or `snapshot` applied; `null` before the first. */
+  get lastSeenServerSeq () { return this._lastSeenServerSeq }
+  /** `epoch` of the last `welcome`; `null` before the first. */
+  get epoch () { return this._epoch }
+  /** Local ops not yet acknowledged by the server. */
+  get pendingCount () { return this._pending.length }
+
+  /** Connects (and keeps reconnecting) until `disconnect()` or `destroy()`. */
+  connect () {
+    if (this._destroyed) throw new Error('CollabClient: destroyed')
+    this._wantConnected = true
+    if (this._ws || this._timer !== null) return
+    this._attempt = 0
+    this._open()
+  }
+
+  /** Closes the connection and stops reconnecting; local edits keep queueing. */
+  disconnect () {
+    this._wantConnected = false
+    this._clearTimer()
+    this._detach(CloseCode.NORMAL, 'client disconnect')
+  }
+
+  /** Disconnects for good and unbinds the document. */
+  destroy () {
+    if (this._destroyed) return
+    this.disconnect()
+    this._destroyed = true
+    this.doc.off('update', this._onDocUpdate)
+    this.removeAllListeners()
+  }
+
+  // -------------------------------------------------------------------------
+
+  _setStatus (status) {
+    if (this._status === status) return
+    this._status = status
+    this.emit('status', { status })
+  }
+
+  _setSynced (synced) {
+    if (this._synced === synced) return
+    this._synced = synced
+    this.emit('synced', synced)
+  }
+
+  _clearTimer () {
+    if (this._timer !== null) {
+      clearTimeout(this._timer)
+      this._timer = null
+    }
+  }
+
+  _open () {
+    this._clearTimer()
+    let ws
+    try {
+      ws = new this._WebSocket(this.url)
+    } catch (e) {
+      this.emit('error', { code: 'connect_failed', message: String(e && e.message ? e.message : e) })
+      this._scheduleReconnect()
+      return
+    }
+    this._ws = ws
+    this._session = { welcome: null, ready: false, awaitingSnapshot: false }
+    this._setStatus('connecting')
+    ws.addEventListener('open', () => {
+      if (ws !== this._ws) return
+      const hello = { type: 'hello', protocol: PROTOCOL_VERSION, client_id: this.clientId }
+      if (this._lastSeenServerSeq !== null) hello.last_seen_server_seq = this._lastSeenServerSeq
+      if (this._epoch !== null) hello.epoch = this._epoch
+      ws.send(JSON.stringify(hello))
+    })
+    ws.addEventListener('message', (event) => {
+      if (ws !== this._ws) return
+      this._onMessage(event.data)
+    })
+    // Errors are always followed by `close`, which decides what happens.
+    ws.addEventListener('error', () => {})
+    ws.addEventListener('close', (event) => {
+      if (ws !== this._ws) return
+      this._ws = null
+      this._session = null
+      this._onClosed(event.code, event.reason)
+    })
+  }
+
+  /** Drops the current socket (closing it) without waiting for its `close` event. */
+  _detach (code, reason) {
+    const ws = this._ws
+    if (!ws) return
+    this._ws = null
+    this._session = null
+    try {
+      ws.close(code, reason)
+    } catch (_) {
+      // Already closing, or the implementation refuses the code: nothing to do.
+    }
+    this._setSynced(false)
+    this._setStatus('disconnected')
+  }
+
+  _onClosed (code, reason) {
+    this._setSynced(false)
+    this._setStatus('disconnected')
+    if (!this._wantConnected || this._destroyed) return
+    if (FATAL_CLOSE_CODES.has(code)) {
+      // Retrying would fail the same way; the application decides (connect()).
+      this._wantConnected = false
+      this.emit('error', {
+        code: code === CloseCode.MESSAGE_TOO_BIG ? 'closed_too_large' : 'closed_policy_violation',
+        closeCode: code,
+        message: reason || `connection closed with ${code}`
+      })
+      return
+    }
+    this._scheduleReconnect()
+  }
+
+  _scheduleReconnect () {
+    if (!this._wantConnected || this._destroyed || this._timer !== null) return
+    const { initialMs, maxMs } = this._backoff
+    const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this._attempt, 30))
+    this._attempt++
+    this._timer = setTimeout(() => {
+      this._timer = null
+      if (this._wantConnected && !this._destroyed && !this._ws) this._open()
+    }, delay)
+  }
+
+  /** Gives up on the current connection and reconnects so the server replays. */
+  _resync (code, message) {
+    this.emit('error', { code, message })
+    this._detach(CLIENT_RESYNC_CLOSE, code)
+    this._scheduleReconnect()
+  }
+
+  _send (message) {
+    const ws = this._ws
+    if (!ws || ws.readyState !== WS_OPEN) return false
+    ws.send(JSON.stringify(message))
+    return true
+  }
+
+  _sendOp (op) {
+    if (this._send({ type: 'op', client_op_id: op.id, update: toBase64(op.update) })) {
+      this._everSent = true
+    }
+  }
+
+  _flushPending () {
+    for (const op of this._pending) {
+      if (!this._session || !this._session.ready) return
+      this._sendOp(op)
+    }
+  }
+
+  _removePending (id) {
+    const i = this._pending.findIndex((op) => op.id === id)
+    if (i === -1) return null
+    return this._pending.splice(i, 1)[0]
+  }
+
+  _checkCaughtUp () {
+    const s = this._session
+    if (!s || !s.ready || s.awaitingSnapshot) return
+    if (this._lastSeenServerSeq !== null && this._lastSeenServerSeq >= s.welcome.server_seq) {
+      this._setSynced(true)
+    }
+  }
+
+  _apply (base64, what) {
+    let bytes
+    try {
+      bytes = fromBase64(base64)
+      Y.applyUpdate(this.doc, bytes, this)
+    } catch (e) {
+      this.emit('error', { code: 'apply_failed', message: `cannot apply ${what}: ${e && e.message ? e.message : e}` })
+    }
+    return bytes
+  }
+
+  _onMessage (data) {
+    if (typeof data !== 'string') {
+      this.emit('error', { code: 'bad_frame', message: 'the server sent a binary frame' })
+      return
+    }
+    let msg
+    try {
+      msg = JSON.parse(data)
+    } catch (_) {
+      this.emit('error', { code: 'bad_frame', message: `the server sent something that is not JSON: ${data.slice(0, 100)}` })
+      return
+    }
+    if (!msg || typeof msg !== 'object') return
+    switch (msg.type) {
+      case 'welcome': return this._onWelcome(msg)
+      case 'snapshot': return this._onSnapshot(msg)
+      case 'op': return this._onOp(msg)
+      case 'ack': return this._onAck(msg)
+      case 'error': return this._onError(msg)
+      default: // unknown message types are ignored (forward compatibility)
+    }
+  }
+
+  _onWelcome (msg) {
+    const s = this._session
+    if (s.welcome) return this._resync('bad_frame', 'second welcome on one connection')
+    if (typeof msg.server_seq !== 'number' || typeof msg.epoch !== 'string') {
+      return this._resync('bad_frame', 'malformed welcome')
+    }
+    s.welcome = msg
+    this._epoch = msg.epoch
+    this._attempt = 0
+
+    const accepted = typeof msg.last_client_op_id === 'number' ? msg.last_client_op_id : null
+    if (accepted !== null) {
+      if (!this._everSent) {
+        // Nothing of this instance reached the server, so what it knows of
+        // this client_id comes from an earlier instance (a reused clientId):
+        // renumber the queue above it instead of treating it as accepted.
+        let id = Math.max(this._nextOpId, accepted + 1)
+        if (this._pending.length > 0 && this._pending[0].id <= accepted) {
+          id = accepted + 1
+          for (const op of this._pending) op.id = id++
+        }
+        this._nextOpId = Math.max(this._nextOpId, id)
+      } else {
+        this._pending = this._pending.filter((op) => op.id > accepted)
+        this._nextOpId = Math.max(this._nextOpId, accepted + 1)
+      }
+    }
+
+    this._setStatus('connected')
+    if (msg.recovery === 'snapshot') {
+      s.awaitingSnapshot = true
+      return
+    }
+    if (msg.recovery !== 'replay') return this._resync('bad_frame', `unknown recovery ${JSON.stringify(msg.recovery)}`)
+    if (this._lastSeenServerSeq === null && msg.server_seq > 0) {
+      return this._resync('bad_frame', 'replay offered to a client without last_seen_server_seq')
+    }
+    if (this._lastSeenServerSeq === null) this._lastSeenServerSeq = 0
+    s.ready = true
+    this._flushPending()
+    this._checkCaughtUp()
+  }
+
+  _onSnapshot (msg) {
+    const s = this._session
+    if (!s.welcome || !s.awaitingSnapshot || typeof msg.server_seq !== 'number' || typeof msg.state !== 'string') {
+      return this._resync('bad_frame', 'unexpected snapshot')
+    }
+    const bytes = this._apply(msg.state, `the snapshot at ${msg.server_seq}`)
+    this._lastSeenServerSeq = msg.server_seq
+    s.awaitingSnapshot = false
+    if (bytes) {
+      // Whatever the local document holds beyond the server's state (offline
+      // edits; or, when the server lost data or the document was created
+      // anew, edits it had acknowledged) goes back as one op. It includes
+      // every pending op, so it replaces them.
+      const serverSv = Y.encodeStateVectorFromUpdate(bytes)
+      if (hasStructsBeyond(this.doc, Y.decodeStateVector(serverSv))) {
+        this._pending = [{ id: this._nextOpId++, update: Y.encodeStateAsUpdate(this.doc, serverSv) }]
+      }
+    }
+    s.ready = true
+    this._flushPending()
+    this._checkCaughtUp()
+  }
+
+  /** Checks the ordering promise; true when `seq` is the next one. */
+  _inOrder (seq, what) {
+    const s = this._session
+    if (!s.ready || s.awaitingSnapshot || this._lastSeenServerSeq === null) {
+      this._resync('bad_frame', `${what} before the catch-up started`)
+      return false
+    }
+    if (seq !== this._lastSeenServerSeq + 1) {
+      this._resync('sequence_gap', `${what} has server_seq ${seq}, expected ${this._lastSeenServerSeq + 1}; reconnecting`)
+      return false
+    }
+    return true
+  }
+
+  _onOp (msg) {
+    if (!this._inOrder(msg.server_seq, 'op')) return
+    this._apply(msg.update, `op ${msg.server_seq}`)
+    this._lastSeenServerSeq = msg.server_seq
+    // Our own op, committed by an earlier connection, seen as a plain op.
+    if (msg.client_id === this.clientId) this._removePending(msg.client_op_id)
+    this._checkCaughtUp()
+  }
+
+  _onAck (msg) {
+    if (msg.duplicate) {
+      // Already in the log; not part of the seq stream.
+      this._removePending(msg.client_op_id)
+      return
+    }
+    if (!this._inOrder(msg.server_seq, 'ack')) return
+    this._lastSeenServerSeq = msg.server_seq
+    this._removePending(msg.client_op_id)
+    this._checkCaughtUp()
+  }
+
+  _onError (msg) {
+    const error = { code: msg.code, message: msg.message }
+    if (msg.client_op_id !== undefined && msg.client_op_id !== null) error.client_op_id = msg.client_op_id
+    this.emit('error', error)
+    if (error.client_op_id === undefined) return
+    if (msg.code === 'invalid_update') {
+      // The server will never accept these bytes.
+      this._removePending(error.client_op_id)
+    } else if (msg.code === 'unavailable') {
+      // Not committed. Resent under the same number after a later op was
+      // accepted, it would look like a duplicate and be dropped; so it and
+      // every pending op after it get new numbers (order kept), and they are
+      // sent again on a new connection after a back-off. At worst an op that
+      // did commit is logged twice, which Yjs ignores.
+      const i = this._pending.findIndex((op) => op.id === error.client_op_id)
+      if (i !== -1) {
+        for (const op of this._pending.slice(i)) op.id = this._nextOpId++
+      }
+      if (this._ws) {
+        this._detach(CLIENT_RESYNC_CLOSE, 'op unavailable; reconnecting')
+        this._attempt = Math.max(this._attempt, 1)
+        this._scheduleReconnect()
+      }
+    }
+  }
+}
+
+export default CollabClient

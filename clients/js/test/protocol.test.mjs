@@ -1,0 +1,295 @@
+// CollabClient against a scripted fake server: behaviour the real server
+// only shows in failure cases (ordering violations, fatal closes, reused
+// client ids, `unavailable` ops), plus the base64 helpers.
+
+import assert from 'node:assert/strict'
+import { afterEach, test } from 'node:test'
+import WebSocket, { WebSocketServer } from 'ws'
+import * as Y from 'yjs'
+import { CollabClient, Emitter, fromBase64, toBase64 } from '../src/index.js'
+import { sleep, waitFor, TEXT } from './helpers.mjs'
+
+/**
+ * A fake server: `script(conn)` runs for each connection; `conn.next()`
+ * resolves with the next message the client sent.
+ */
+class FakeServer {
+  static async start (script) {
+    const server = new FakeServer(script)
+    await new Promise((resolve) => server.wss.once('listening', resolve))
+    return server
+  }
+
+  constructor (script) {
+    this.connections = []
+    this.failures = []
+    this.wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    this.wss.on('connection', (ws, req) => {
+      const inbox = []
+      const waiters = []
+      const conn = {
+        index: this.connections.length,
+        path: req.url,
+        ws,
+        received: [],
+        send: (msg) => ws.send(JSON.stringify(msg)),
+        next: (timeout = 5000) => new Promise((resolve, reject) => {
+          if (inbox.length) return resolve(inbox.shift())
+          const timer = setTimeout(() => reject(new Error(`connection ${conn.index}: no message in time`)), timeout)
+          waiters.push((msg) => { clearTimeout(timer); resolve(msg) })
+        }),
+        closed: new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+      }
+      ws.on('message', (data) => {
+        const msg = JSON.parse(data.toString())
+        conn.received.push(msg)
+        const waiter = waiters.shift()
+        if (waiter) waiter(msg)
+        else inbox.push(msg)
+      })
+      this.connections.push(conn)
+      Promise.resolve(script(conn)).catch((e) => this.failures.push(e))
+    })
+  }
+
+  get url () { return `ws://127.0.0.1:${this.wss.address().port}` }
+
+  async close () {
+    for (const ws of this.wss.clients) ws.terminate()
+    await new Promise((resolve) => this.wss.close(resolve))
+  }
+}
+
+/** Chained Yjs updates inserting each of `pieces` at the end of the text. */
+function updatesFor (...pieces) {
+  const doc = new Y.Doc()
+  const updates = []
+  doc.on('update', (u) => updates.push(toBase64(u)))
+  for (const p of pieces) doc.getText(TEXT).insert(doc.getText(TEXT).length, p)
+  return { updates, state: toBase64(Y.encodeStateAsUpdate(doc)) }
+}
+
+const cleanup = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+function openClient (url, options = {}) {
+  const doc = new Y.Doc()
+  const errors = []
+  const client = new CollabClient({ url, documentId: 'doc-1', doc, WebSocket, backoff: { initialMs: 20, maxMs: 100 }, ...options })
+  client.on('error', (e) => errors.push(e))
+  cleanup.push(() => client.destroy())
+  return { doc, client, errors, text: doc.getText(TEXT) }
+}
+
+async function fake (script) {
+  const server = await FakeServer.start(script)
+  cleanup.push(async () => {
+    await server.close()
+    assert.deepEqual(server.failures, [], 'fake server script failed')
+  })
+  return server
+}
+
+test('base64 helpers match the standard padded alphabet', () => {
+  for (const length of [0, 1, 2, 3, 4, 5, 100, 70000]) {
+    const bytes = Uint8Array.from({ length }, (_, i) => (i * 37 + 11) & 255)
+    const encoded = toBase64(bytes)
+    assert.equal(encoded, Buffer.from(bytes).toString('base64'))
+    assert.deepEqual(fromBase64(encoded), bytes)
+  }
+  assert.equal(toBase64(new Uint8Array([0, 0])), 'AAA=')
+  assert.throws(() => fromBase64('not base64!'))
+})
+
+test('the emitter survives throwing listeners and supports once/off', async () => {
+  const e = new Emitter()
+  const seen = []
+  const uncaught = []
+  const saved = globalThis.reportError
+  globalThis.reportError = (err) => uncaught.push(err.message)
+  try {
+    e.on('x', () => { throw new Error('boom') })
+    e.once('x', (v) => seen.push(`once ${v}`))
+    const off = (v) => seen.push(`off ${v}`)
+    e.on('x', off)
+    e.emit('x', 1)
+    e.off('x', off)
+    e.emit('x', 2)
+  } finally {
+    if (saved === undefined) delete globalThis.reportError
+    else globalThis.reportError = saved
+  }
+  assert.deepEqual(seen, ['once 1', 'off 1'])
+  assert.deepEqual(uncaught, ['boom', 'boom'])
+})
+
+test('hello, url and first welcome', async () => {
+  const { updates, state } = updatesFor('hi')
+  const server = await fake(async (conn) => {
+    await conn.next()
+    conn.send({ type: 'welcome', document_id: 'doc 1', epoch: 'e1', server_seq: 1, recovery: 'snapshot', last_client_op_id: null })
+    conn.send({ type: 'snapshot', server_seq: 1, state })
+  })
+  assert.equal(updates.length, 1)
+  const { client, text } = openClient(`${server.url}/`, { documentId: 'doc 1', clientId: 'me' })
+  await waitFor(() => client.synced)
+  assert.equal(server.connections[0].path, '/ws/doc%201')
+  assert.deepEqual(server.connections[0].received[0], { type: 'hello', protocol: 1, client_id: 'me' })
+  assert.equal(text.toString(), 'hi')
+  assert.equal(client.lastSeenServerSeq, 1)
+  assert.equal(client.epoch, 'e1')
+})
+
+test('an out-of-order op is not applied: the client reconnects and gets a replay', async () => {
+  const { updates } = updatesFor('a', 'b', 'c')
+  const server = await fake(async (conn) => {
+    const hello = await conn.next()
+    if (conn.index === 0) {
+      assert.equal(hello.last_seen_server_seq, undefined)
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e1', server_seq: 1, recovery: 'snapshot', last_client_op_id: null })
+      conn.send({ type: 'snapshot', server_seq: 1, state: updates[0] })
+      // seq 2 is skipped
+      conn.send({ type: 'op', server_seq: 3, client_id: 'other', client_op_id: 2, update: updates[2] })
+      const closed = await conn.closed
+      assert.equal(closed.code, 4000)
+    } else {
+      assert.deepEqual(hello, { type: 'hello', protocol: 1, client_id: hello.client_id, last_seen_server_seq: 1, epoch: 'e1' })
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e1', server_seq: 3, recovery: 'replay', last_client_op_id: null })
+      conn.send({ type: 'op', server_seq: 2, client_id: 'other', client_op_id: 1, update: updates[1] })
+      conn.send({ type: 'op', server_seq: 3, client_id: 'other', client_op_id: 2, update: updates[2] })
+    }
+  })
+  const { client, text, errors } = openClient(server.url)
+  const syncedTexts = []
+  client.on('synced', (v) => syncedTexts.push([v, text.toString()]))
+  await waitFor(() => server.connections.length === 2 && client.synced && client.lastSeenServerSeq === 3)
+  assert.equal(text.toString(), 'abc')
+  // Synced after the snapshot ("a"), never with "c" applied before "b".
+  assert.deepEqual(syncedTexts, [[true, 'a'], [false, 'a'], [true, 'abc']])
+  assert.deepEqual(errors.map((e) => e.code), ['sequence_gap'])
+})
+
+test('close 1008 is reported and not retried until connect()', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    conn.send({ type: 'error', code: 'unsupported_protocol', message: 'protocol 1 is not supported' })
+    conn.ws.close(1008, 'protocol 1 is not supported')
+  })
+  const { client, errors } = openClient(server.url)
+  await waitFor(() => errors.length === 2)
+  assert.deepEqual(errors, [
+    { code: 'unsupported_protocol', message: 'protocol 1 is not supported' },
+    { code: 'closed_policy_violation', closeCode: 1008, message: 'protocol 1 is not supported' }
+  ])
+  assert.equal(client.status, 'disconnected')
+  await sleep(300) // back-off is 20 ms: a retry would have happened by now
+  assert.equal(server.connections.length, 1)
+  client.connect()
+  await waitFor(() => server.connections.length === 2)
+})
+
+test('close 1009 is reported and not retried', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    conn.ws.close(1009, 'too large')
+  })
+  const { client, errors } = openClient(server.url)
+  await waitFor(() => errors.length === 1)
+  assert.deepEqual(errors, [{ code: 'closed_too_large', closeCode: 1009, message: 'too large' }])
+  await sleep(300)
+  assert.equal(server.connections.length, 1)
+  assert.equal(client.status, 'disconnected')
+})
+
+test('closes other than 1008/1009 are retried with back-off', async () => {
+  const codes = [1001, 1011, 1012, 1013, 4999]
+  const server = await fake(async (conn) => {
+    await conn.next()
+    if (conn.index < codes.length) conn.ws.close(codes[conn.index], 'bye')
+    else if (conn.index === codes.length) conn.ws.terminate() // 1006
+    else {
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e', server_seq: 0, recovery: 'snapshot', last_client_op_id: null })
+      conn.send({ type: 'snapshot', server_seq: 0, state: 'AAA=' })
+    }
+  })
+  const { client, errors } = openClient(server.url)
+  await waitFor(() => client.synced)
+  assert.equal(server.connections.length, codes.length + 2)
+  assert.deepEqual(errors, [])
+})
+
+test('pending ops: renumbered above an earlier instance\'s ops, dropped when accepted, resent otherwise', async () => {
+  const sent = []
+  const server = await fake(async (conn) => {
+    const hello = await conn.next()
+    if (conn.index === 0) {
+      assert.equal(hello.client_id, 'reused-id')
+      // An earlier instance with the same client id wrote ops up to 7.
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e', server_seq: 0, recovery: 'replay', last_client_op_id: 7 })
+      for (let i = 0; i < 3; i++) sent.push(await conn.next())
+      conn.send({ type: 'ack', client_op_id: sent[0].client_op_id, server_seq: 1 })
+      await waitFor(() => client.pendingCount === 2)
+      conn.ws.close(1012, 'document restarted')
+    } else {
+      assert.equal(hello.last_seen_server_seq, 1)
+      // Op 9 was committed too (its ack was lost): it comes back as an op.
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e', server_seq: 2, recovery: 'replay', last_client_op_id: 9 })
+      conn.send({ type: 'op', server_seq: 2, client_id: 'reused-id', client_op_id: 9, update: sent[1].update })
+      const resent = await conn.next()
+      sent.push(resent)
+      conn.send({ type: 'ack', client_op_id: resent.client_op_id, server_seq: 3 })
+    }
+  })
+  const { client, text } = openClient(server.url, { clientId: 'reused-id', connect: false })
+  text.insert(0, 'x')
+  text.insert(1, 'y')
+  text.insert(2, 'z')
+  assert.equal(client.pendingCount, 3)
+  client.connect()
+  await waitFor(() => sent.length === 4 && client.pendingCount === 0 && client.lastSeenServerSeq === 3)
+  assert.deepEqual(sent.map((m) => m.client_op_id), [8, 9, 10, 10])
+  assert.equal(sent[3].update, sent[2].update)
+  assert.equal(text.toString(), 'xyz')
+  // New local ops continue above everything used so far.
+  text.insert(3, '!')
+  await waitFor(() => server.connections[1].received.length === 3)
+  assert.equal(server.connections[1].received[2].client_op_id, 11)
+})
+
+test('an op refused as unavailable is resent under a new number on a new connection', async () => {
+  const received = []
+  const server = await fake(async (conn) => {
+    await conn.next()
+    if (conn.index === 0) {
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e', server_seq: 0, recovery: 'snapshot', last_client_op_id: null })
+      conn.send({ type: 'snapshot', server_seq: 0, state: 'AAA=' })
+      received.push(await conn.next(), await conn.next(), await conn.next())
+      conn.send({ type: 'ack', client_op_id: 1, server_seq: 1 })
+      // Op 2 refused (overloaded), op 3 accepted; the connection stays open.
+      conn.send({ type: 'error', code: 'unavailable', message: 'overloaded', client_op_id: 2 })
+      conn.send({ type: 'ack', client_op_id: 3, server_seq: 2 })
+      await conn.closed
+    } else {
+      conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e', server_seq: 1, recovery: 'replay', last_client_op_id: 3 })
+      for (;;) {
+        const msg = await conn.next()
+        received.push(msg)
+        conn.send({ type: 'ack', client_op_id: msg.client_op_id, server_seq: received.length - 2 })
+      }
+    }
+  })
+  const { client, text, errors } = openClient(server.url)
+  await waitFor(() => client.synced)
+  text.insert(0, 'a')
+  text.insert(1, 'b')
+  text.insert(2, 'c')
+  await waitFor(() => server.connections.length === 2 && client.pendingCount === 0 && client.synced, { describe: () => JSON.stringify(received) })
+  assert.deepEqual(errors, [{ code: 'unavailable', message: 'overloaded', client_op_id: 2 }])
+  // The ack of op 3 came after the client gave up on the connection; the
+  // second connection resends 2 and 3 as 4 and 5.
+  assert.deepEqual(received.map((m) => m.client_op_id), [1, 2, 3, 4, 5])
+  assert.equal(received[3].update, received[1].update)
+  assert.equal(received[4].update, received[2].update)
+})

@@ -1,0 +1,281 @@
+//! Joining a document: welcome, then replay or snapshot, without breaking
+//! the session's contiguous seq stream.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use super::state::{CommittedOp, LoggedOp, RecoveryPlan, SessionId};
+use super::{DocumentActor, JoinDocument, JoinError, MarkState, Phase, Subscriber};
+use crate::events::{CatchUp, SessionEvent, Welcome};
+use crate::store::StoreError;
+
+impl Handler<JoinDocument> for DocumentActor {
+    type Result = ResponseActFuture<Self, Result<(), JoinError>>;
+
+    fn handle(&mut self, msg: JoinDocument, ctx: &mut Context<Self>) -> Self::Result {
+        self.joins_seen += 1;
+        self.last_activity = Instant::now();
+        match self.guarded(ctx, "joining a session", |act, _ctx| act.join(msg)) {
+            Some(answer) => answer,
+            None => Box::pin(fut::ready(Err(JoinError::unavailable(
+                "the document failed while joining; retry",
+            )))),
+        }
+    }
+}
+
+/// What a slow join reads from storage.
+struct JoinRead {
+    /// The client's mark (`None` when it was already in memory).
+    mark: Option<Result<Option<(u64, u64)>, StoreError>>,
+    /// The missing ops (`None` when the replay comes from memory).
+    logged: Option<Result<Vec<LoggedOp>, StoreError>>,
+}
+
+impl DocumentActor {
+    fn join(&mut self, msg: JoinDocument) -> ResponseActFuture<Self, Result<(), JoinError>> {
+        let max_replay_ops = self.settings.max_replay_ops;
+        let document_id = self.id.clone();
+        let state = match &mut self.phase {
+            Phase::Ready(state) => state,
+            Phase::ShuttingDown(_) => return Box::pin(fut::ready(Err(JoinError::going_away()))),
+            Phase::Failed(reason) => {
+                return Box::pin(fut::ready(Err(JoinError::unavailable(reason.clone()))));
+            }
+            Phase::Loading | Phase::Unloaded => {
+                return Box::pin(fut::ready(Err(JoinError::unavailable(
+                    "the document is not loaded; retry",
+                ))));
+            }
+        };
+        let plan = state.plan_recovery(
+            msg.last_seen_server_seq,
+            msg.epoch.as_deref(),
+            max_replay_ops,
+        );
+        let head = state.head();
+        let epoch = state.epoch().clone();
+        let knows_client = state.knows_client(&msg.client_id);
+        let snapshot = matches!(plan, RecoveryPlan::Snapshot).then(|| state.full_state_base64());
+
+        // Fast path: everything is in memory.
+        if knows_client && !matches!(plan, RecoveryPlan::ReplayFromLog { .. }) {
+            let last_client_op_id = state.client_joined(&msg.client_id, None);
+            let catch_up = match (plan, snapshot) {
+                (RecoveryPlan::Replay(ops), _) => CatchUp::Replay { ops },
+                (_, Some(state)) => CatchUp::Snapshot {
+                    server_seq: head,
+                    state,
+                },
+                _ => CatchUp::Replay { ops: Vec::new() },
+            };
+            self.subscribers.insert(
+                msg.session_id,
+                Subscriber {
+                    client_id: msg.client_id,
+                    recipient: msg.recipient,
+                    held: None,
+                    mark: MarkState::Known,
+                },
+            );
+            let welcome = Welcome {
+                document_id,
+                epoch,
+                server_seq: head,
+                last_client_op_id,
+            };
+            return Box::pin(fut::ready(self.complete_join(
+                msg.session_id,
+                welcome,
+                catch_up,
+            )));
+        }
+
+        // Slow path: read the client's mark and/or the missing ops from the
+        // log while live events for this session are held back. A mark
+        // already in memory is pinned now (counted for this session).
+        if knows_client {
+            state.client_joined(&msg.client_id, None);
+        }
+        self.subscribers.insert(
+            msg.session_id,
+            Subscriber {
+                client_id: msg.client_id.clone(),
+                recipient: msg.recipient,
+                held: Some(Vec::new()),
+                mark: if knows_client {
+                    MarkState::Known
+                } else {
+                    MarkState::Unknown
+                },
+            },
+        );
+        let store = self.store.clone();
+        let client_id = msg.client_id.clone();
+        let session_id = msg.session_id;
+        let replay_range = match &plan {
+            RecoveryPlan::ReplayFromLog { after, upto } => Some((*after, *upto)),
+            _ => None,
+        };
+        let read = async move {
+            let mark = if knows_client {
+                None
+            } else {
+                Some(store.client_mark(&document_id, &client_id).await)
+            };
+            let logged = match replay_range {
+                Some((after, upto)) => {
+                    Some(store.ops_between(&document_id, after, Some(upto)).await)
+                }
+                None => None,
+            };
+            JoinRead { mark, logged }
+        };
+        Box::pin(read.into_actor(self).map(move |read, act, ctx| {
+            let finished = act.guarded(ctx, "finishing a join", |act, _ctx| {
+                act.finish_join(session_id, msg.client_id, head, plan, snapshot, read)
+            });
+            finished.unwrap_or_else(|| {
+                Err(JoinError::unavailable(
+                    "the document failed while joining; retry",
+                ))
+            })
+        }))
+    }
+
+    /// Second half of a slow join, once storage answered (or failed).
+    /// Storage failures degrade instead of refusing: an unreadable mark is
+    /// read again with the client's first op, an unreadable log becomes a
+    /// snapshot from memory.
+    fn finish_join(
+        &mut self,
+        session_id: SessionId,
+        client_id: Arc<str>,
+        head: u64,
+        plan: RecoveryPlan,
+        snapshot: Option<Arc<str>>,
+        read: JoinRead,
+    ) -> Result<(), JoinError> {
+        let document_id = self.id.clone();
+        if !self.subscribers.contains_key(&session_id) {
+            return Err(JoinError::unavailable(
+                "the session left or the document restarted while joining; retry",
+            ));
+        }
+        let Some(state) = self.state_mut() else {
+            self.subscribers.remove(&session_id);
+            return Err(JoinError::unavailable("the document is not loaded; retry"));
+        };
+        let (mark_known, last_client_op_id) = match read.mark {
+            // Pinned when the join started.
+            None => (true, state.last_client_op_id(&client_id)),
+            // A mark loaded meanwhile by another session wins over `stored`.
+            Some(Ok(stored)) => (true, state.client_joined(&client_id, stored)),
+            Some(Err(e)) => {
+                log::warn!(
+                    "document {document_id}: client {client_id}'s history cannot be read ({e}); \
+                     it joins read-only until its first op"
+                );
+                (false, None)
+            }
+        };
+        let epoch = state.epoch().clone();
+        let mut welcome_seq = head;
+        let mut drop_held = false;
+        let catch_up = match (plan, snapshot, read.logged) {
+            (RecoveryPlan::Replay(ops), _, _) => CatchUp::Replay { ops },
+            (_, Some(snapshot_state), _) => CatchUp::Snapshot {
+                server_seq: head,
+                state: snapshot_state,
+            },
+            (RecoveryPlan::ReplayFromLog { after, upto }, _, Some(Ok(logged)))
+                if is_contiguous(&logged, after, upto) =>
+            {
+                CatchUp::Replay {
+                    ops: logged
+                        .into_iter()
+                        .map(|op| {
+                            Arc::new(CommittedOp::new(
+                                op.server_seq,
+                                Arc::from(op.client_id.as_str()),
+                                op.client_op_id,
+                                Bytes::from(op.update),
+                                None,
+                            ))
+                        })
+                        .collect(),
+                }
+            }
+            (_, _, logged) => {
+                if let Some(Err(e)) = logged {
+                    log::warn!(
+                        "document {document_id}: the op log cannot be read for a replay ({e}); \
+                         sending a snapshot instead"
+                    );
+                }
+                // Snapshot at the current head; held events it covers go.
+                welcome_seq = state.head();
+                drop_held = true;
+                CatchUp::Snapshot {
+                    server_seq: welcome_seq,
+                    state: state.full_state_base64(),
+                }
+            }
+        };
+        if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
+            if mark_known {
+                subscriber.mark = MarkState::Known;
+            }
+            if drop_held {
+                subscriber.held = Some(Vec::new());
+            }
+        }
+        let welcome = Welcome {
+            document_id,
+            epoch,
+            server_seq: welcome_seq,
+            last_client_op_id,
+        };
+        self.complete_join(session_id, welcome, catch_up)
+    }
+
+    /// Sends the welcome and catch-up, then whatever was held meanwhile.
+    fn complete_join(
+        &mut self,
+        session_id: SessionId,
+        welcome: Welcome,
+        catch_up: CatchUp,
+    ) -> Result<(), JoinError> {
+        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
+            return Err(JoinError::unavailable("the session left while joining"));
+        };
+        let how = match &catch_up {
+            CatchUp::Replay { ops } => format!("replay of {} ops", ops.len()),
+            CatchUp::Snapshot { server_seq, .. } => format!("snapshot at {server_seq}"),
+        };
+        log::info!(
+            "document {}: session {session_id} (client {}) joined at seq {}: {how}",
+            self.id,
+            subscriber.client_id,
+            welcome.server_seq
+        );
+        subscriber
+            .recipient
+            .do_send(SessionEvent::Welcome { welcome, catch_up });
+        for event in subscriber.held.take().unwrap_or_default() {
+            subscriber.recipient.do_send(event);
+        }
+        Ok(())
+    }
+}
+
+fn is_contiguous(ops: &[LoggedOp], after: u64, upto: u64) -> bool {
+    ops.len() as u64 == upto - after
+        && ops
+            .iter()
+            .enumerate()
+            .all(|(i, op)| op.server_seq == after + 1 + i as u64)
+}

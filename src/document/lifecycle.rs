@@ -1,0 +1,203 @@
+//! Start, restart with back-off, failure, idle unload and shutdown of a
+//! document actor.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::load::{LoadError, load_state};
+use super::{DocumentActor, Phase, PipelineItem};
+use crate::protocol::{ErrorCode, Rejection, close_code};
+use crate::session_manager::UnloadRequest;
+
+/// How often an idle document checks whether it should unload, at most.
+const MAX_IDLE_CHECK: Duration = Duration::from_secs(5);
+
+impl DocumentActor {
+    pub(super) fn on_started(&mut self, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Unloaded | Phase::Failed(_) => {
+                // Restarted by the supervisor although the manager dropped
+                // this actor (an address was still alive): stay down and
+                // stop again once the addresses are gone.
+                ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
+                return;
+            }
+            _ => {}
+        }
+        let every = self.settings.idle_unload().min(MAX_IDLE_CHECK);
+        ctx.run_interval(every, |act, ctx| {
+            act.guarded(ctx, "checking for idleness", |act, ctx| act.idle_check(ctx));
+        });
+        let restarts = self.restart_times.len() as u32;
+        let delay = if restarts == 0 {
+            Duration::ZERO
+        } else {
+            self.settings.restart_backoff(restarts)
+        };
+        self.load(delay, ctx);
+    }
+
+    /// Called by the supervisor before `started` runs again.
+    pub(super) fn on_restarting(&mut self) {
+        if matches!(self.phase, Phase::Unloaded | Phase::Failed(_)) {
+            return;
+        }
+        self.metrics.document_restarted();
+        let now = Instant::now();
+        let window = Duration::from_secs(self.settings.restart_window_secs);
+        self.restart_times.push_back(now);
+        while self
+            .restart_times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.restart_times.pop_front();
+        }
+        let mut dropped: Vec<PipelineItem> =
+            self.in_flight.take().map(|f| f.items).unwrap_or_default();
+        dropped.append(&mut self.pending);
+        self.reject_items(
+            dropped,
+            "the document restarted before the op was committed; resend it",
+        );
+        self.final_snapshot = false;
+        self.verify_head = false;
+        if self.restart_times.len() > self.settings.max_restarts as usize {
+            let reason = format!(
+                "document {} restarted {} times within {} s; marked failed",
+                self.id,
+                self.restart_times.len(),
+                self.settings.restart_window_secs
+            );
+            self.fail(reason, close_code::INTERNAL_ERROR);
+            return;
+        }
+        log::warn!(
+            "document {} restarting (restart {} within {} s): reloading from storage",
+            self.id,
+            self.restart_times.len(),
+            self.settings.restart_window_secs
+        );
+        self.close_all(
+            close_code::SERVICE_RESTART,
+            "document restarted; reconnect with last_seen_server_seq",
+            None,
+        );
+        // A shutdown flush in progress ends here: the sessions are closed
+        // and nothing uncommitted remains.
+        self.answer_flush_waiters();
+        self.phase = Phase::Loading;
+    }
+
+    /// Loads (after `delay`) the latest snapshot plus the log after it. The
+    /// mailbox waits meanwhile, so joins and ops queue up instead of being
+    /// refused.
+    fn load(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        self.phase = Phase::Loading;
+        let store = self.store.clone();
+        let id = self.id.clone();
+        let max_replay_ops = self.settings.max_replay_ops;
+        if !delay.is_zero() {
+            log::info!(
+                "document {}: reloading in {} ms",
+                self.id,
+                delay.as_millis()
+            );
+        }
+        ctx.wait(
+            async move {
+                actix_web::rt::time::sleep(delay).await;
+                let started = Instant::now();
+                load_state(&store, &id, max_replay_ops)
+                    .await
+                    .map(|state| (state, started.elapsed()))
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok((state, took)) => {
+                    log::info!(
+                        "document {} loaded: head {}, snapshot at {}, epoch {} ({} ms)",
+                        act.id,
+                        state.head(),
+                        state.snapshot_seq(),
+                        state.epoch(),
+                        took.as_millis()
+                    );
+                    act.phase = Phase::Ready(Box::new(state));
+                    act.last_activity = Instant::now();
+                    act.metrics.document_loaded();
+                }
+                Err(LoadError::Refused(reason)) => {
+                    let reason = format!("document {} cannot be served: {reason}", act.id);
+                    act.fail(reason, close_code::TRY_AGAIN_LATER);
+                }
+                Err(LoadError::Unavailable(reason)) => {
+                    log::error!("document {}: load failed: {reason}", act.id);
+                    act.close_all(
+                        close_code::TRY_AGAIN_LATER,
+                        "document unavailable",
+                        Some(&Rejection::new(
+                            ErrorCode::Unavailable,
+                            format!("the document cannot be loaded: {reason}"),
+                        )),
+                    );
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+
+    /// Marks the document as not servable: its sessions get `unavailable`
+    /// and are closed with `code`, and the manager drops it and refuses new
+    /// connections for `restart_backoff_max_ms`.
+    pub(super) fn fail(&mut self, reason: String, code: u16) {
+        log::error!("{reason}; refusing to serve it");
+        let rejection = Rejection::new(ErrorCode::Unavailable, reason.clone());
+        self.close_all(code, "document unavailable", Some(&rejection));
+        self.phase = Phase::Failed(reason);
+        self.answer_flush_waiters();
+        self.manager.do_send(UnloadRequest {
+            document_id: self.id.clone(),
+            instance: self.instance,
+            joins_seen: self.joins_seen,
+            failed_for: Some(Duration::from_millis(self.settings.restart_backoff_max_ms)),
+        });
+    }
+
+    /// Periodic: unload after `idle_unload_secs` without sessions.
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.phase, Phase::Ready(_))
+            || !self.subscribers.is_empty()
+            || self.in_flight.is_some()
+            || !self.pending.is_empty()
+            || self.last_activity.elapsed() < self.settings.idle_unload()
+        {
+            return;
+        }
+        let needs_snapshot = self
+            .state_mut()
+            .is_some_and(|s| s.head() > s.snapshot_seq());
+        if needs_snapshot {
+            self.final_snapshot = true;
+            self.pump(ctx);
+            return;
+        }
+        log::debug!("document {} idle; asking to unload", self.id);
+        self.manager.do_send(UnloadRequest {
+            document_id: self.id.clone(),
+            instance: self.instance,
+            joins_seen: self.joins_seen,
+            failed_for: None,
+        });
+    }
+
+    /// Completes a shutdown flush once nothing is left to write.
+    pub(super) fn maybe_finish_flush(&mut self) {
+        if self.flush_waiters.is_empty() || self.in_flight.is_some() || !self.pending.is_empty() {
+            return;
+        }
+        self.close_all(close_code::GOING_AWAY, "server shutting down", None);
+        self.answer_flush_waiters();
+    }
+}

@@ -1,0 +1,407 @@
+//! The group-commit pipeline of a document: accepting ops, committing
+//! them in batches, then applying, acknowledging and broadcasting them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::state::{CommittedOp, OpDisposition, SessionId};
+use super::{DocumentActor, InFlight, MarkState, Phase, PipelineItem};
+use crate::crdt::{self, ValidUpdate};
+use crate::events::SessionEvent;
+use crate::protocol::{ErrorCode, Rejection};
+use crate::store::{NewOp, NewSnapshot, StoreError};
+
+/// Most ops in one commit transaction.
+const MAX_BATCH_OPS: usize = 2048;
+/// Most ops waiting for a transaction; beyond it new ops are refused with
+/// `unavailable` so a document that cannot commit fast enough (slow or
+/// failing storage) does not grow without bound.
+const MAX_PENDING_OPS: usize = 100_000;
+
+impl DocumentActor {
+    /// A joined session sent an op.
+    pub(super) fn submit(&mut self, msg: super::SubmitOp, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let Some(subscriber) = self.subscribers.get_mut(&msg.session_id) else {
+            log::debug!(
+                "document {}: op {} from session {} that is not joined; ignored",
+                self.id,
+                msg.client_op_id,
+                msg.session_id
+            );
+            return;
+        };
+        let recipient = subscriber.recipient.clone();
+        let refusal = if !matches!(self.phase, Phase::Ready(_)) {
+            Some(
+                "the document is not accepting ops right now (shutting down or reloading); resend the op later",
+            )
+        } else if self.pending.len() >= MAX_PENDING_OPS {
+            log::warn!(
+                "document {}: {} ops waiting for storage; refusing op {} of {}",
+                self.id,
+                self.pending.len(),
+                msg.client_op_id,
+                subscriber.client_id
+            );
+            Some("the document is overloaded (storage too slow); resend the op later")
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            recipient.do_send(SessionEvent::Rejected {
+                rejection: Rejection::for_op(ErrorCode::Unavailable, message, msg.client_op_id),
+            });
+            return;
+        }
+        match &mut subscriber.mark {
+            MarkState::Known => {}
+            MarkState::Loading { queued } => {
+                queued.push((msg.client_op_id, msg.update));
+                return;
+            }
+            MarkState::Unknown => {
+                subscriber.mark = MarkState::Loading {
+                    queued: vec![(msg.client_op_id, msg.update)],
+                };
+                self.load_mark(msg.session_id, ctx);
+                return;
+            }
+        }
+        self.accept(msg.session_id, msg.client_op_id, msg.update);
+        self.pump(ctx);
+    }
+
+    /// Reads the client's mark for a session that joined while storage was
+    /// unreadable; its ops wait until then.
+    fn load_mark(&mut self, session_id: SessionId, ctx: &mut Context<Self>) {
+        let Some(subscriber) = self.subscribers.get(&session_id) else {
+            return;
+        };
+        let store = self.store.clone();
+        let id = self.id.clone();
+        let client_id = subscriber.client_id.clone();
+        ctx.spawn(
+            async move { store.client_mark(&id, &client_id).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    act.guarded(ctx, "loading a client mark", |act, ctx| {
+                        act.mark_loaded(session_id, result, ctx)
+                    });
+                }),
+        );
+    }
+
+    fn mark_loaded(
+        &mut self,
+        session_id: SessionId,
+        result: Result<Option<(u64, u64)>, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
+            return;
+        };
+        let queued = match std::mem::replace(&mut subscriber.mark, MarkState::Unknown) {
+            MarkState::Loading { queued } => queued,
+            other => {
+                subscriber.mark = other;
+                return;
+            }
+        };
+        let client_id = subscriber.client_id.clone();
+        let recipient = subscriber.recipient.clone();
+        match (result, self.state_mut()) {
+            (Ok(stored), Some(state)) => {
+                state.client_joined(&client_id, stored);
+                if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
+                    subscriber.mark = MarkState::Known;
+                }
+                for (client_op_id, update) in queued {
+                    self.accept(session_id, client_op_id, update);
+                }
+                self.pump(ctx);
+            }
+            (result, _) => {
+                let why = match result {
+                    Err(e) => format!("storage cannot be read: {e}"),
+                    Ok(_) => "the document is not accepting ops right now".to_owned(),
+                };
+                for (client_op_id, _) in queued {
+                    recipient.do_send(SessionEvent::Rejected {
+                        rejection: Rejection::for_op(
+                            ErrorCode::Unavailable,
+                            format!("the op was not accepted: {why}; resend it"),
+                            client_op_id,
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Classifies an op of a session whose mark is known and queues it.
+    fn accept(&mut self, session_id: SessionId, client_op_id: u64, update: ValidUpdate) {
+        let Some(subscriber) = self.subscribers.get(&session_id) else {
+            return;
+        };
+        let client_id = subscriber.client_id.clone();
+        let recipient = subscriber.recipient.clone();
+        let Phase::Ready(state) = &mut self.phase else {
+            return;
+        };
+        match state.classify(&client_id, client_op_id) {
+            OpDisposition::Fresh => {
+                state.reserve(&client_id, client_op_id);
+                self.pending.push(PipelineItem::Op {
+                    session_id,
+                    client_id,
+                    client_op_id,
+                    raw: update.into_bytes(),
+                });
+            }
+            OpDisposition::Duplicate { server_seq } => {
+                recipient.do_send(SessionEvent::DuplicateAck {
+                    client_op_id,
+                    server_seq,
+                });
+            }
+            OpDisposition::DuplicateInFlight => self.pending.push(PipelineItem::Duplicate {
+                session_id,
+                client_id,
+                client_op_id,
+            }),
+        }
+    }
+
+    /// Starts the next transaction if none is in flight and there is
+    /// something to write.
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let snapshot_every = self.settings.snapshot_every_ops;
+        let final_snapshot = self.final_snapshot;
+        let Some(state) = (match &mut self.phase {
+            Phase::Ready(state) | Phase::ShuttingDown(state) => Some(state),
+            _ => None,
+        }) else {
+            return;
+        };
+        let take = self.pending.len().min(MAX_BATCH_OPS);
+        let items: Vec<PipelineItem> = self.pending.drain(..take).collect();
+        let lag = state.head() - state.snapshot_seq();
+        let snapshot =
+            (lag > 0 && (final_snapshot || lag >= snapshot_every)).then(|| NewSnapshot {
+                server_seq: state.head(),
+                state: crdt::encode_full_state(state.doc()),
+                prune_below: state.snapshot_seq(),
+            });
+        if items.is_empty() && snapshot.is_none() {
+            return;
+        }
+        let head = state.head();
+        let mut next_seq = head;
+        let ops: Vec<NewOp> = items
+            .iter()
+            .filter_map(|item| match item {
+                PipelineItem::Op {
+                    client_id,
+                    client_op_id,
+                    raw,
+                    ..
+                } => {
+                    next_seq += 1;
+                    Some(NewOp {
+                        server_seq: next_seq,
+                        client_id: client_id.clone(),
+                        client_op_id: *client_op_id,
+                        update: raw.clone(),
+                    })
+                }
+                PipelineItem::Duplicate { .. } => None,
+            })
+            .collect();
+        if ops.is_empty() && snapshot.is_none() {
+            // Only duplicate markers (their originals are committed): answer now.
+            self.in_flight = Some(InFlight {
+                items,
+                snapshot_seq: None,
+            });
+            self.commit_done(Ok(()), ctx);
+            return;
+        }
+        let snapshot_seq = snapshot.as_ref().map(|s| s.server_seq);
+        self.in_flight = Some(InFlight {
+            items,
+            snapshot_seq,
+        });
+        let store = self.store.clone();
+        let id = self.id.clone();
+        let expected_head = self.verify_head.then_some(head);
+        let injected = if self.injected_commit_failures > 0 {
+            self.injected_commit_failures -= 1;
+            true
+        } else {
+            false
+        };
+        ctx.spawn(
+            async move {
+                if injected {
+                    return Err(StoreError::Injected(
+                        "commit failure requested through /debug",
+                    ));
+                }
+                store
+                    .commit(&id, &ops, snapshot.as_ref(), expected_head)
+                    .await
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                act.guarded(ctx, "completing a commit", |act, ctx| {
+                    act.commit_done(result, ctx)
+                });
+            }),
+        );
+    }
+
+    /// The transaction in flight finished.
+    fn commit_done(&mut self, result: Result<(), StoreError>, ctx: &mut Context<Self>) {
+        let Some(in_flight) = self.in_flight.take() else {
+            return;
+        };
+        if let Err(e) = result {
+            self.commit_failed(in_flight, e, ctx);
+            return;
+        }
+        self.verify_head = false;
+        let ops = in_flight
+            .items
+            .iter()
+            .filter(|item| matches!(item, PipelineItem::Op { .. }))
+            .count();
+        if ops > 0 || in_flight.snapshot_seq.is_some() {
+            self.metrics.commit(ops, in_flight.snapshot_seq.is_some());
+        }
+        if in_flight.snapshot_seq.is_some() && matches!(self.phase, Phase::Ready(_)) {
+            self.final_snapshot = false;
+        }
+        self.apply_and_broadcast(in_flight);
+        self.pump(ctx);
+        self.maybe_finish_flush();
+    }
+
+    /// A commit failed. Its ops and every pending one are answered
+    /// `unavailable` (never acked, never broadcast). The in-memory state is
+    /// untouched (nothing uncommitted is applied), so the document keeps
+    /// serving; the next commit first checks the log head, in case the
+    /// failed commit did land, and a mismatch reloads the document.
+    fn commit_failed(&mut self, in_flight: InFlight, error: StoreError, ctx: &mut Context<Self>) {
+        self.metrics.commit_failed();
+        let mut failed = in_flight.items;
+        failed.append(&mut self.pending);
+        log::error!(
+            "document {}: commit failed ({error}); {} ops answered `unavailable`",
+            self.id,
+            failed.len()
+        );
+        self.reject_items(
+            failed,
+            "the op was not committed (storage failed); resend it",
+        );
+        if let Some(state) = self.state_mut() {
+            state.clear_reservations();
+        }
+        if matches!(error, StoreError::HeadMismatch { .. }) {
+            // Memory no longer matches storage: reload.
+            ctx.stop();
+            return;
+        }
+        self.verify_head = true;
+        self.maybe_finish_flush();
+    }
+
+    fn apply_and_broadcast(&mut self, in_flight: InFlight) {
+        let Some(state) = (match &mut self.phase {
+            Phase::Ready(state) | Phase::ShuttingDown(state) => Some(state),
+            _ => None,
+        }) else {
+            return;
+        };
+        if let Some(seq) = in_flight.snapshot_seq {
+            state.snapshot_stored(seq);
+            log::debug!("document {}: snapshot at {seq} stored", self.id);
+        }
+        let mut committed = Vec::with_capacity(in_flight.items.len());
+        let mut duplicates = Vec::new();
+        let mut next_seq = state.head();
+        for item in in_flight.items {
+            match item {
+                PipelineItem::Op {
+                    session_id,
+                    client_id,
+                    client_op_id,
+                    raw,
+                } => {
+                    next_seq += 1;
+                    committed.push(Arc::new(CommittedOp::new(
+                        next_seq,
+                        client_id,
+                        client_op_id,
+                        raw,
+                        Some(session_id),
+                    )));
+                }
+                PipelineItem::Duplicate {
+                    session_id,
+                    client_id,
+                    client_op_id,
+                } => duplicates.push((session_id, client_id, client_op_id)),
+            }
+        }
+        let ops: Arc<[Arc<CommittedOp>]> = committed.iter().cloned().collect();
+        state.apply_committed(committed);
+        if !ops.is_empty() {
+            for subscriber in self.subscribers.values_mut() {
+                Self::deliver(subscriber, SessionEvent::Committed { ops: ops.clone() });
+            }
+        }
+        for (session_id, client_id, client_op_id) in duplicates {
+            let server_seq = state.committed_seq_of(&client_id, client_op_id);
+            if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
+                Self::deliver(
+                    subscriber,
+                    SessionEvent::DuplicateAck {
+                        client_op_id,
+                        server_seq,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Answers `unavailable` for every op in `items`.
+    pub(super) fn reject_items(&mut self, items: Vec<PipelineItem>, message: &str) {
+        for item in items {
+            let (PipelineItem::Op {
+                session_id,
+                client_op_id,
+                ..
+            }
+            | PipelineItem::Duplicate {
+                session_id,
+                client_op_id,
+                ..
+            }) = item;
+            if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
+                Self::deliver(
+                    subscriber,
+                    SessionEvent::Rejected {
+                        rejection: Rejection::for_op(ErrorCode::Unavailable, message, client_op_id),
+                    },
+                );
+            }
+        }
+    }
+}
