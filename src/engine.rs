@@ -276,18 +276,35 @@ async fn debug_panic(path: web::Path<String>, engine: web::Data<CollabEngine>) -
 #[derive(serde::Deserialize)]
 struct FailCommitsQuery {
     count: u32,
+    /// `after`: the commits reach storage and only report failure.
+    #[serde(default)]
+    when: Option<String>,
 }
 
-/// `POST /debug/documents/{id}/fail-commits?count=N`: its next N commits fail.
+/// `POST /debug/documents/{id}/fail-commits?count=N[&when=after]`: its next
+/// N commits fail (`when=after`: they reach storage, only the answer fails).
 async fn debug_fail_commits(
     path: web::Path<String>,
     query: web::Query<FailCommitsQuery>,
     engine: web::Data<CollabEngine>,
 ) -> HttpResponse {
+    let after_commit = match query.when.as_deref() {
+        None | Some("before") => false,
+        Some("after") => true,
+        Some(other) => {
+            return HttpResponse::BadRequest().json(serde_json::json!({
+                "error": "bad_request",
+                "message": format!("when must be `before` or `after`, not `{other}`"),
+            }));
+        }
+    };
     inject(
         &engine,
         path.into_inner(),
-        Fault::FailCommits { count: query.count },
+        Fault::FailCommits {
+            count: query.count,
+            after_commit,
+        },
     )
     .await
 }

@@ -65,8 +65,9 @@ pub struct UnloadRequest {
 pub enum Fault {
     /// Panic inside a handler of the document actor.
     Panic,
-    /// Fail the next `count` commits.
-    FailCommits { count: u32 },
+    /// Fail the next `count` commits (after they reached storage when
+    /// `after_commit`).
+    FailCommits { count: u32, after_commit: bool },
 }
 
 /// Injects `fault` into the loaded document `document_id`.
@@ -262,7 +263,16 @@ impl Handler<InjectFault> for SessionManager {
         Box::pin(async move {
             let sent = match msg.fault {
                 Fault::Panic => addr.send(InjectPanic).await,
-                Fault::FailCommits { count } => addr.send(FailCommits { count }).await,
+                Fault::FailCommits {
+                    count,
+                    after_commit,
+                } => {
+                    addr.send(FailCommits {
+                        count,
+                        after_commit,
+                    })
+                    .await
+                }
             };
             sent.map_err(|e| format!("the document did not answer: {e}"))
         })

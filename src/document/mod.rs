@@ -114,11 +114,15 @@ pub struct Unload;
 #[rtype(result = "()")]
 pub struct InjectPanic;
 
-/// Fault injection: the next `count` commits fail before reaching storage.
+/// Fault injection: the next `count` commits fail. With `after_commit`,
+/// each of them does reach storage and only the answer is a failure (a
+/// commit whose outcome the server got wrong, as when the connection drops
+/// during `COMMIT`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FailCommits {
     pub count: u32,
+    pub after_commit: bool,
 }
 
 /// Where the actor is in its life.
@@ -212,8 +216,10 @@ pub struct DocumentActor {
     /// first checks that the log still ends at `head`, and a mismatch
     /// (the "failed" commit did land) reloads the document.
     verify_head: bool,
-    /// Fault injection: this many next commits fail before reaching storage.
+    /// Fault injection: this many next commits fail...
     injected_commit_failures: u32,
+    /// ...after having reached storage (see [`FailCommits`]).
+    injected_after_commit: bool,
 }
 
 impl DocumentActor {
@@ -243,6 +249,7 @@ impl DocumentActor {
             restart_times: VecDeque::new(),
             verify_head: false,
             injected_commit_failures: 0,
+            injected_after_commit: false,
         }
     }
 
@@ -421,10 +428,16 @@ impl Handler<FailCommits> for DocumentActor {
 
     fn handle(&mut self, msg: FailCommits, _ctx: &mut Context<Self>) {
         log::warn!(
-            "document {}: the next {} commits will fail (fault injection)",
+            "document {}: the next {} commits will fail{} (fault injection)",
             self.id,
-            msg.count
+            msg.count,
+            if msg.after_commit {
+                " after reaching storage"
+            } else {
+                ""
+            }
         );
         self.injected_commit_failures = msg.count;
+        self.injected_after_commit = msg.after_commit;
     }
 }

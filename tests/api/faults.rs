@@ -15,6 +15,7 @@ use crate::helpers::{Backend, Peer, WsClient, spawn_app, spawn_app_with, token_c
 crate::on_both_backends!(
     a_panic_during_concurrent_editing_restarts_the_document_and_loses_nothing,
     injected_commit_failures_are_answered_unavailable_and_resends_succeed_once,
+    a_commit_that_landed_but_reported_failure_is_found_by_the_reload,
     a_document_that_keeps_failing_is_marked_failed_then_tried_again,
     a_corrupt_snapshot_is_skipped_for_an_older_one_or_the_full_log,
 );
@@ -217,8 +218,65 @@ async fn a_corrupt_snapshot_is_skipped_for_an_older_one_or_the_full_log(backend:
         drop(reader);
         // The shutdown snapshot replaces the corrupt one at the same seq.
         app = app.restart().await;
+        let stored = app.engine.store().snapshots("fragile").await.expect("read");
+        let (seq, state) = stored.first().expect("a snapshot");
+        assert_eq!(*seq, 120);
+        assert_eq!(
+            crate::helpers::text_of_state(&crate::helpers::b64(state)),
+            expected
+        );
         let reader = Peer::join(&app, "fragile", "r2").await;
         assert_eq!(reader.text(), expected);
+        drop(reader);
+        // Unloaded again, so the next round's corruption is read at load.
+        app = app.restart().await;
     }
     assert_eq!(app.engine.metrics().commit_failures, 0);
+}
+
+/// `fail-commits?when=after`: the op reaches the log but the server is told
+/// the commit failed, so the sender gets `unavailable`. The next commit
+/// checks the log head, finds the op, and reloads the document (sessions
+/// closed with 1012); the reconnecting sender learns from
+/// `last_client_op_id` that the op was accepted, its resend is a duplicate,
+/// and no seq is used twice.
+async fn a_commit_that_landed_but_reported_failure_is_found_by_the_reload(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut writer = Peer::join(&app, "ambiguous", "writer").await;
+    writer.insert(0, "a").await;
+    writer.sync_to(1).await;
+    assert_eq!(
+        app.inject("ambiguous", "fail-commits?count=1&when=after")
+            .await,
+        200
+    );
+    let landed = writer.insert(1, "b").await;
+    let answer = writer.ws.recv_json().await;
+    assert_eq!(answer["code"], "unavailable", "{answer}");
+    assert_eq!(
+        app.logged_ops("ambiguous").await.len(),
+        2,
+        "the op did land"
+    );
+
+    // The resend goes to a commit that first checks the head: mismatch,
+    // reload, everybody reconnects.
+    writer.resend_unacked().await;
+    let (code, _) = writer.drain_until_close().await;
+    assert_eq!(code, Some(1012));
+    assert_eq!(app.engine.metrics().document_restarts, 1);
+    let mut writer = writer.rejoin(&app, "ambiguous").await;
+    assert_eq!(writer.welcome["last_client_op_id"], landed);
+    writer.resend_unacked().await;
+    let next = writer.insert(2, "c").await;
+    writer.sync_to(3).await;
+    assert_eq!(writer.acks.get(&next), Some(&3));
+    assert_eq!(writer.text(), "abc");
+    let log = app.logged_ops("ambiguous").await;
+    assert_eq!(
+        log.iter()
+            .map(|(seq, _, op)| (*seq, *op))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 2), (3, 3)]
+    );
 }

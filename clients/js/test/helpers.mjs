@@ -222,6 +222,13 @@ export class WsProxy {
     down.on('error', () => up.terminate())
   }
 
+  /** Sends `msg` to every connected client. */
+  sendToClients (msg) {
+    for (const { down } of this.pairs) {
+      if (down.readyState === WebSocket.OPEN) down.send(JSON.stringify(msg))
+    }
+  }
+
   cut () {
     for (const { down, up } of this.pairs) {
       down.terminate()

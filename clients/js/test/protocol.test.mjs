@@ -35,20 +35,26 @@ class FakeServer {
         send: (msg) => ws.send(JSON.stringify(msg)),
         next: (timeout = 5000) => new Promise((resolve, reject) => {
           if (inbox.length) return resolve(inbox.shift())
+          if (ws.readyState !== WebSocket.OPEN) return reject(closedError())
           const timer = setTimeout(() => reject(new Error(`connection ${conn.index}: no message in time`)), timeout)
-          waiters.push((msg) => { clearTimeout(timer); resolve(msg) })
+          waiters.push({
+            resolve: (msg) => { clearTimeout(timer); resolve(msg) },
+            reject: (e) => { clearTimeout(timer); reject(e) }
+          })
         }),
         closed: new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
       }
+      // A script waiting for a message of a connection that closed just ends.
+      ws.on('close', () => { for (const w of waiters.splice(0)) w.reject(closedError()) })
       ws.on('message', (data) => {
         const msg = JSON.parse(data.toString())
         conn.received.push(msg)
         const waiter = waiters.shift()
-        if (waiter) waiter(msg)
+        if (waiter) waiter.resolve(msg)
         else inbox.push(msg)
       })
       this.connections.push(conn)
-      Promise.resolve(script(conn)).catch((e) => this.failures.push(e))
+      Promise.resolve(script(conn)).catch((e) => { if (!e.connectionClosed) this.failures.push(e) })
     })
   }
 
@@ -58,6 +64,12 @@ class FakeServer {
     for (const ws of this.wss.clients) ws.terminate()
     await new Promise((resolve) => this.wss.close(resolve))
   }
+}
+
+function closedError () {
+  const e = new Error('connection closed')
+  e.connectionClosed = true
+  return e
 }
 
 /** Chained Yjs updates inserting each of `pieces` at the end of the text. */
