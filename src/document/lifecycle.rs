@@ -63,7 +63,7 @@ impl DocumentActor {
         );
         self.final_snapshot = false;
         self.verify_head = false;
-        if false {
+        if self.restart_times.len() > self.settings.max_restarts as usize {
             let reason = format!(
                 "document {} restarted {} times within {} s; marked failed",
                 self.id,

@@ -240,22 +240,28 @@ impl DocumentActor {
         let store = self.store.clone();
         let id = self.id.clone();
         let expected_head = self.verify_head.then_some(head);
-        let injected = if self.injected_commit_failures > 0 {
+        let (fail_before, fail_after) = if self.injected_commit_failures > 0 {
             self.injected_commit_failures -= 1;
-            true
+            (!self.injected_after_commit, self.injected_after_commit)
         } else {
-            false
+            (false, false)
         };
         ctx.spawn(
             async move {
-                if injected {
+                if fail_before {
                     return Err(StoreError::Injected(
                         "commit failure requested through /debug",
                     ));
                 }
                 store
                     .commit(&id, &ops, snapshot.as_ref(), expected_head)
-                    .await
+                    .await?;
+                if fail_after {
+                    return Err(StoreError::Injected(
+                        "commit reported as failed after it reached storage (/debug)",
+                    ));
+                }
+                Ok(())
             }
             .into_actor(self)
             .map(|result, act, ctx| {
