@@ -10,6 +10,10 @@ use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use crate::configuration::Settings;
 use crate::engine::{CollabEngine, EngineError};
 
+/// How long the HTTP server waits for connections still open once the
+/// engine has closed its sessions.
+const HTTP_GRACE: Duration = Duration::from_secs(1);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -42,7 +46,13 @@ impl ApplicationHandle {
     /// Graceful shutdown: flush and snapshot every document, close the
     /// sockets with 1001, then stop the HTTP server.
     pub async fn shutdown(&self) {
-        if tokio::time::timeout(self.shutdown_timeout, self.engine.shutdown())
+        // The engine gets the budget minus the second the HTTP server keeps
+        // for flushing the sockets it just closed.
+        let budget = self
+            .shutdown_timeout
+            .saturating_sub(HTTP_GRACE)
+            .max(Duration::from_millis(500));
+        if tokio::time::timeout(budget, self.engine.shutdown())
             .await
             .is_err()
         {
@@ -82,7 +92,7 @@ impl Application {
                 .configure(mounted.configure())
         })
         .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        .shutdown_timeout(HTTP_GRACE.as_secs());
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
