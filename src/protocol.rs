@@ -17,7 +17,7 @@ pub const MAX_CLIENT_OP_ID: u64 = i64::MAX as u64;
 
 /// WebSocket close codes the server uses (RFC 6455 section 7.4.1).
 pub mod close_code {
-    /// The server is shutting down.
+    /// The server is shutting down, or the client was silent too long.
     pub const GOING_AWAY: u16 = 1001;
     /// The client broke the protocol (no `hello` first, second `hello`, bad version).
     pub const POLICY_VIOLATION: u16 = 1008;
@@ -27,7 +27,8 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The document restarted; reconnect with `last_seen_server_seq`.
     pub const SERVICE_RESTART: u16 = 1012;
-    /// The document cannot be served right now (storage unavailable); retry later.
+    /// The document cannot be served right now, or an op was refused
+    /// (`unavailable`); reconnect (with back-off) and resend.
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 

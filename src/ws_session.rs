@@ -396,7 +396,7 @@ impl Actor for WsSession {
                     act.document_id,
                     act.config.client_timeout
                 );
-                act.close(ctx, close_code::POLICY_VIOLATION, "heartbeat timeout");
+                act.close(ctx, close_code::GOING_AWAY, "heartbeat timeout");
                 return;
             }
             ctx.ping(b"");

@@ -79,6 +79,7 @@ impl DocumentActor {
                     recipient: msg.recipient,
                     held: None,
                     mark: MarkState::Known,
+                    refused: false,
                 },
             );
             let welcome = Welcome {
@@ -111,6 +112,7 @@ impl DocumentActor {
                 } else {
                     MarkState::Unknown
                 },
+                refused: false,
             },
         );
         let store = self.store.clone();

@@ -57,9 +57,11 @@ impl DocumentActor {
         let mut dropped: Vec<PipelineItem> =
             self.in_flight.take().map(|f| f.items).unwrap_or_default();
         dropped.append(&mut self.pending);
+        // No per-session close here: every session is closed with 1012 below.
         self.reject_items(
             dropped,
-            "the document restarted before the op was committed; resend it",
+            "the document restarted before the op was committed; reconnect and resend it",
+            false,
         );
         self.final_snapshot = false;
         self.verify_head = false;

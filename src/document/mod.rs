@@ -156,6 +156,11 @@ struct Subscriber {
     /// here so they follow the catch-up instead of preceding it.
     held: Option<Vec<SessionEvent>>,
     mark: MarkState,
+    /// An op of this session was refused (`unavailable`): every later op
+    /// is refused too and the session is being closed, so no op of the
+    /// client is accepted after an earlier one was lost (a resend of the
+    /// earlier one would otherwise look like a duplicate).
+    refused: bool,
 }
 
 /// An entry of the commit pipeline, in arrival order.

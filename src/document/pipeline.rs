@@ -10,7 +10,7 @@ use super::state::{CommittedOp, OpDisposition, SessionId};
 use super::{DocumentActor, InFlight, MarkState, Phase, PipelineItem};
 use crate::crdt::{self, ValidUpdate};
 use crate::events::SessionEvent;
-use crate::protocol::{ErrorCode, Rejection};
+use crate::protocol::{ErrorCode, Rejection, close_code};
 use crate::store::{NewOp, NewSnapshot, StoreError};
 
 /// Most ops in one commit transaction.
@@ -33,8 +33,9 @@ impl DocumentActor {
             );
             return;
         };
-        let recipient = subscriber.recipient.clone();
-        let refusal = if !matches!(self.phase, Phase::Ready(_)) {
+        let refusal = if subscriber.refused {
+            Some("an earlier op of this session was refused; reconnect and resend")
+        } else if !matches!(self.phase, Phase::Ready(_)) {
             Some(
                 "the document is not accepting ops right now (shutting down or reloading); resend the op later",
             )
@@ -51,9 +52,7 @@ impl DocumentActor {
             None
         };
         if let Some(message) = refusal {
-            recipient.do_send(SessionEvent::Rejected {
-                rejection: Rejection::for_op(ErrorCode::Unavailable, message, msg.client_op_id),
-            });
+            self.refuse(msg.session_id, [msg.client_op_id], message, true);
             return;
         }
         match &mut subscriber.mark {
@@ -111,7 +110,6 @@ impl DocumentActor {
             }
         };
         let client_id = subscriber.client_id.clone();
-        let recipient = subscriber.recipient.clone();
         match (result, self.state_mut()) {
             (Ok(stored), Some(state)) => {
                 state.client_joined(&client_id, stored);
@@ -128,15 +126,12 @@ impl DocumentActor {
                     Err(e) => format!("storage cannot be read: {e}"),
                     Ok(_) => "the document is not accepting ops right now".to_owned(),
                 };
-                for (client_op_id, _) in queued {
-                    recipient.do_send(SessionEvent::Rejected {
-                        rejection: Rejection::for_op(
-                            ErrorCode::Unavailable,
-                            format!("the op was not accepted: {why}; resend it"),
-                            client_op_id,
-                        ),
-                    });
-                }
+                self.refuse(
+                    session_id,
+                    queued.into_iter().map(|(client_op_id, _)| client_op_id),
+                    &format!("the op was not accepted: {why}; reconnect and resend it"),
+                    true,
+                );
             }
         }
     }
@@ -312,14 +307,17 @@ impl DocumentActor {
             self.id,
             failed.len()
         );
+        let head_mismatch = matches!(error, StoreError::HeadMismatch { .. });
+        // On a head mismatch every session is closed with 1012 by the restart.
         self.reject_items(
             failed,
-            "the op was not committed (storage failed); resend it",
+            "the op was not committed (storage failed); reconnect and resend it",
+            !head_mismatch,
         );
         if let Some(state) = self.state_mut() {
             state.clear_reservations();
         }
-        if matches!(error, StoreError::HeadMismatch { .. }) {
+        if head_mismatch {
             // Memory no longer matches storage: reload.
             ctx.stop();
             return;
@@ -387,8 +385,10 @@ impl DocumentActor {
         }
     }
 
-    /// Answers `unavailable` for every op in `items`.
-    pub(super) fn reject_items(&mut self, items: Vec<PipelineItem>, message: &str) {
+    /// Answers `unavailable` for every op in `items`, grouped by session;
+    /// with `close`, each of those sessions is closed (see [`Self::refuse`]).
+    pub(super) fn reject_items(&mut self, items: Vec<PipelineItem>, message: &str, close: bool) {
+        let mut by_session: Vec<(SessionId, Vec<u64>)> = Vec::new();
         for item in items {
             let (PipelineItem::Op {
                 session_id,
@@ -400,11 +400,53 @@ impl DocumentActor {
                 client_op_id,
                 ..
             }) = item;
-            if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
+            match by_session.iter_mut().find(|(s, _)| *s == session_id) {
+                Some((_, ids)) => ids.push(client_op_id),
+                None => by_session.push((session_id, vec![client_op_id])),
+            }
+        }
+        for (session_id, ids) in by_session {
+            self.refuse(session_id, ids, message, close);
+        }
+    }
+
+    /// Answers `unavailable` for ops of a session. With `close`, the
+    /// session (and any other session of the same client) is marked
+    /// refused and closed with 1013: no later op of that client may be
+    /// accepted on it, because the refused op, resent after it, would look
+    /// like a duplicate and be lost. The client reconnects, learns
+    /// `last_client_op_id` and resends the rest in order.
+    pub(super) fn refuse(
+        &mut self,
+        session_id: SessionId,
+        client_op_ids: impl IntoIterator<Item = u64>,
+        message: &str,
+        close: bool,
+    ) {
+        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
+            return;
+        };
+        for client_op_id in client_op_ids {
+            Self::deliver(
+                subscriber,
+                SessionEvent::Rejected {
+                    rejection: Rejection::for_op(ErrorCode::Unavailable, message, client_op_id),
+                },
+            );
+        }
+        if !close {
+            return;
+        }
+        let client_id = subscriber.client_id.clone();
+        for subscriber in self.subscribers.values_mut() {
+            if subscriber.client_id == client_id && !subscriber.refused {
+                subscriber.refused = true;
                 Self::deliver(
                     subscriber,
-                    SessionEvent::Rejected {
-                        rejection: Rejection::for_op(ErrorCode::Unavailable, message, client_op_id),
+                    SessionEvent::Close {
+                        code: close_code::TRY_AGAIN_LATER,
+                        reason: "an op was refused; reconnect and resend from last_client_op_id"
+                            .to_owned(),
                     },
                 );
             }

@@ -186,9 +186,10 @@ async fn binary_frames_get_bad_message(backend: Backend) {
 }
 
 /// The database refuses the commit (a trigger makes every insert into the
-/// op log fail): the op gets `unavailable` with its id, is never acked or
-/// broadcast, the session stays open, and once the database accepts writes
-/// again the resent op is accepted exactly once.
+/// op log fail): the op gets `unavailable` with its id and the session is
+/// closed with 1013; the op is never acked or broadcast; once the database
+/// accepts writes again the client reconnects, resends it, and it is
+/// accepted exactly once. Other sessions stay open.
 async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut watcher = Peer::join(&app, "doc", "watcher").await;
@@ -199,24 +200,17 @@ async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: B
 
     let faults = crate::lifecycle::OpLogFault::install(&app).await;
     let op_id = writer.insert(1, "b").await;
-    let answer = writer.ws.recv_json().await;
-    assert_error(&answer, "unavailable");
-    assert_eq!(answer["client_op_id"], op_id);
-    assert!(
-        writer
-            .ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none(),
-        "nothing acked after the failure"
-    );
+    let (code, refused) = writer.drain_until_close().await;
+    assert_eq!(refused, vec![op_id]);
+    assert_eq!(code, Some(1013));
+    assert_eq!(writer.acks.len(), 1, "nothing acked after the failure");
     assert!(
         watcher
             .ws
             .recv_within(Duration::from_millis(300))
             .await
             .is_none(),
-        "the failed op was not broadcast"
+        "the failed op was not broadcast, and the watcher stays connected"
     );
     faults.remove(&app).await;
     let metrics = app.engine.metrics();
@@ -226,6 +220,8 @@ async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: B
         "storage errors do not restart the document"
     );
 
+    let mut writer = writer.rejoin(&app, "doc").await;
+    assert_eq!(writer.welcome["last_client_op_id"], 1);
     writer.resend_unacked().await;
     writer.sync_to(2).await;
     assert_eq!(writer.acks.get(&op_id), Some(&2));

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     a_panic_during_concurrent_editing_restarts_the_document_and_loses_nothing,
     injected_commit_failures_are_answered_unavailable_and_resends_succeed_once,
     a_commit_that_landed_but_reported_failure_is_found_by_the_reload,
+    ops_sent_after_a_refused_op_are_refused_too_so_none_is_lost,
     a_document_that_keeps_failing_is_marked_failed_then_tried_again,
     a_corrupt_snapshot_is_skipped_for_an_older_one_or_the_full_log,
 );
@@ -93,8 +94,9 @@ async fn a_panic_during_concurrent_editing_restarts_the_document_and_loses_nothi
 }
 
 /// `fail-commits?count=2`: the next two ops are answered `unavailable`
-/// with their ids, never acked, never broadcast; the session stays open;
-/// resending them afterwards succeeds exactly once each.
+/// with their ids, never acked, never broadcast, and their session is
+/// closed (1013); resending them after reconnecting succeeds exactly once
+/// each.
 async fn injected_commit_failures_are_answered_unavailable_and_resends_succeed_once(
     backend: Backend,
 ) {
@@ -108,9 +110,11 @@ async fn injected_commit_failures_are_answered_unavailable_and_resends_succeed_o
     assert_eq!(app.inject("flaky", "fail-commits?count=2").await, 200);
     for (index, s) in [(1, "b"), (2, "c")] {
         let op_id = writer.insert(index, s).await;
-        let answer = writer.ws.recv_json().await;
-        assert_eq!(answer["code"], "unavailable", "{answer}");
-        assert_eq!(answer["client_op_id"], op_id);
+        let (code, refused) = writer.drain_until_close().await;
+        assert_eq!(refused, vec![op_id]);
+        assert_eq!(code, Some(1013), "a refused op closes its session");
+        writer = writer.rejoin(&app, "flaky").await;
+        assert_eq!(writer.welcome["last_client_op_id"], 1);
     }
     assert!(
         watcher
@@ -235,11 +239,12 @@ async fn a_corrupt_snapshot_is_skipped_for_an_older_one_or_the_full_log(backend:
 }
 
 /// `fail-commits?when=after`: the op reaches the log but the server is told
-/// the commit failed, so the sender gets `unavailable`. The next commit
-/// checks the log head, finds the op, and reloads the document (sessions
-/// closed with 1012); the reconnecting sender learns from
-/// `last_client_op_id` that the op was accepted, its resend is a duplicate,
-/// and no seq is used twice.
+/// the commit failed, so the sender gets `unavailable` (and close 1013).
+/// Reconnecting, it learns from `last_client_op_id` that the op was in
+/// fact accepted. Its next op goes to a commit that first checks the log
+/// head, finds the landed op, and reloads the document (sessions closed
+/// with 1012); after that the landed op is replayed and no seq is used
+/// twice.
 async fn a_commit_that_landed_but_reported_failure_is_found_by_the_reload(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut writer = Peer::join(&app, "ambiguous", "writer").await;
@@ -251,24 +256,27 @@ async fn a_commit_that_landed_but_reported_failure_is_found_by_the_reload(backen
         200
     );
     let landed = writer.insert(1, "b").await;
-    let answer = writer.ws.recv_json().await;
-    assert_eq!(answer["code"], "unavailable", "{answer}");
+    let (code, refused) = writer.drain_until_close().await;
+    assert_eq!((code, refused), (Some(1013), vec![landed]));
     assert_eq!(
         app.logged_ops("ambiguous").await.len(),
         2,
         "the op did land"
     );
 
-    // The resend goes to a commit that first checks the head: mismatch,
-    // reload, everybody reconnects.
-    writer.resend_unacked().await;
-    let (code, _) = writer.drain_until_close().await;
-    assert_eq!(code, Some(1012));
-    assert_eq!(app.engine.metrics().document_restarts, 1);
     let mut writer = writer.rejoin(&app, "ambiguous").await;
     assert_eq!(writer.welcome["last_client_op_id"], landed);
-    writer.resend_unacked().await;
+    assert!(
+        writer.unacked.is_empty(),
+        "the landed op is known to be accepted"
+    );
     let next = writer.insert(2, "c").await;
+    let (code, _) = writer.drain_until_close().await;
+    assert_eq!(code, Some(1012), "head mismatch: the document reloads");
+    assert_eq!(app.engine.metrics().document_restarts, 1);
+
+    let mut writer = writer.rejoin(&app, "ambiguous").await;
+    writer.resend_unacked().await;
     writer.sync_to(3).await;
     assert_eq!(writer.acks.get(&next), Some(&3));
     assert_eq!(writer.text(), "abc");
@@ -279,4 +287,33 @@ async fn a_commit_that_landed_but_reported_failure_is_found_by_the_reload(backen
             .collect::<Vec<_>>(),
         vec![(1, 1), (2, 2), (3, 3)]
     );
+}
+
+/// An op is refused (its commit fails) while the client has already sent
+/// the next ones. Those must not be accepted either: if they were, the
+/// refused op, resent later, would be taken for a duplicate (its id is
+/// below the highest accepted) and lost. All of them are refused, the
+/// session is closed, and after reconnecting every op is accepted.
+async fn ops_sent_after_a_refused_op_are_refused_too_so_none_is_lost(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut watcher = Peer::join(&app, "gapless", "watcher").await;
+    let mut writer = Peer::join(&app, "gapless", "writer").await;
+    assert_eq!(app.inject("gapless", "fail-commits?count=1").await, 200);
+    for s in ["a", "b", "c", "d"] {
+        writer.insert(u32::MAX, s).await;
+    }
+    let (code, refused) = writer.drain_until_close().await;
+    assert_eq!(code, Some(1013));
+    assert!(!refused.is_empty());
+    // Whatever was accepted before the failure is a prefix of the ops.
+    let accepted: Vec<u64> = writer.acks.keys().copied().collect();
+    assert_eq!(accepted, (1..=accepted.len() as u64).collect::<Vec<_>>());
+
+    let mut writer = writer.rejoin(&app, "gapless").await;
+    writer.resend_unacked().await;
+    writer.sync_to(4).await;
+    watcher.sync_to(4).await;
+    assert_eq!(watcher.text(), "abcd");
+    assert_eq!(writer.text(), "abcd");
+    assert_eq!(app.logged_ops("gapless").await.len(), 4);
 }

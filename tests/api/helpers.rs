@@ -598,6 +598,11 @@ impl Peer {
             .await;
         self.stream.clear();
         self.read_welcome().await;
+        // As docs/protocol.md says: ops up to `last_client_op_id` were
+        // accepted; only the others are still pending.
+        if let Some(accepted) = self.welcome["last_client_op_id"].as_u64() {
+            self.unacked.retain(|op_id, _| *op_id > accepted);
+        }
         self
     }
 
