@@ -26,22 +26,43 @@ impl ValidUpdate {
     }
 }
 
+/// Why an update was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateProblem {
+    #[error("update is not valid base64 (standard alphabet, padded): {0}")]
+    NotBase64(String),
+    #[error("update is not a decodable Yjs v1 update: {0}")]
+    Undecodable(String),
+    #[error("update is empty: it contains no insertions and no deletions")]
+    Empty,
+}
+
 /// Decodes the base64 `update` field of an `op` message.
-pub fn decode_base64_update(text: &str) -> Result<ValidUpdate, String> {
+pub fn decode_base64_update(text: &str) -> Result<ValidUpdate, UpdateProblem> {
     let raw = BASE64
         .decode(text)
-        .map_err(|e| format!("update is not valid base64 (standard alphabet, padded): {e}"))?;
+        .map_err(|e| UpdateProblem::NotBase64(e.to_string()))?;
     decode_update(Bytes::from(raw))
 }
 
 /// Checks that `raw` is a decodable, non-empty Yjs v1 update.
-pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, String> {
-    let update = Update::decode_v1(&raw)
-        .map_err(|e| format!("update is not a decodable Yjs v1 update: {e}"))?;
+pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, UpdateProblem> {
+    let update = Update::decode_v1(&raw).map_err(|e| UpdateProblem::Undecodable(e.to_string()))?;
     if update.is_empty() {
-        return Err("update is empty: it contains no insertions and no deletions".to_owned());
+        return Err(UpdateProblem::Empty);
     }
     Ok(ValidUpdate(raw))
+}
+
+/// Decodes the base64 `update` of a native `awareness` message and checks
+/// that it is a y-protocols awareness update.
+pub fn decode_base64_awareness(text: &str) -> Result<Bytes, String> {
+    let raw = BASE64.decode(text).map_err(|e| {
+        format!("awareness update is not valid base64 (standard alphabet, padded): {e}")
+    })?;
+    yrs::sync::AwarenessUpdate::decode_v1(&raw)
+        .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
+    Ok(Bytes::from(raw))
 }
 
 /// Base64 (standard, padded) of `bytes`.
@@ -85,13 +106,15 @@ mod tests {
     #[test]
     fn rejects_bad_base64_garbage_and_empty_updates() {
         let e = decode_base64_update("not base64!").unwrap_err();
-        assert!(e.contains("base64"), "{e}");
+        assert!(matches!(e, UpdateProblem::NotBase64(_)), "{e}");
+        assert!(e.to_string().contains("base64"));
         let e = decode_base64_update(&to_base64(&[0xff, 0xff, 0xff, 0x01])).unwrap_err();
-        assert!(e.contains("Yjs"), "{e}");
+        assert!(matches!(e, UpdateProblem::Undecodable(_)), "{e}");
+        assert!(e.to_string().contains("Yjs"));
         let e = decode_base64_update(&to_base64(Update::EMPTY_V1)).unwrap_err();
-        assert!(e.contains("empty"), "{e}");
+        assert_eq!(e, UpdateProblem::Empty);
         let e = decode_base64_update("").unwrap_err();
-        assert!(e.contains("Yjs") || e.contains("empty"), "{e}");
+        assert!(matches!(e, UpdateProblem::Undecodable(_)), "{e}");
     }
 
     /// The update used as an example in README.md and docs/protocol.md.

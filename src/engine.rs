@@ -44,6 +44,9 @@ use crate::configuration::{DocumentSettings, Settings, redact_url};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::protocol::validate_document_id;
 use crate::session_manager::{EngineStats, Fault, GetStats, InjectFault, SessionManager, Shutdown};
+use crate::sessions::SessionProtocol;
+use crate::sessions::native::NativeProtocol;
+use crate::sessions::yjs::YjsProtocol;
 use crate::store::Store;
 use crate::ws_session::{self, SessionConfig};
 
@@ -158,14 +161,16 @@ impl CollabEngine {
         }
     }
 
-    /// Registers the engine's routes (`GET /ws/{document_id}`, plus the
+    /// Registers the engine's routes (`GET /ws/{document_id}` for the native
+    /// protocol, `GET /yjs/{document_id}` for y-websocket clients, plus the
     /// `/debug/` fault-injection endpoints when enabled) on an app or
     /// scope: `App::new().configure(engine.configure())`.
     pub fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
         let engine = self.clone();
         move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(engine.clone()))
-                .route("/ws/{document_id:.*}", web::get().to(native_ws));
+                .route("/ws/{document_id:.*}", web::get().to(native_ws))
+                .route("/yjs/{document_id:.*}", web::get().to(yjs_ws));
             if engine.inner.fault_injection {
                 cfg.route(
                     "/debug/documents/{document_id}/panic",
@@ -213,8 +218,29 @@ impl CollabEngine {
     }
 }
 
-/// `GET /ws/{document_id}`: validates the id, then upgrades to a session.
+/// `GET /ws/{document_id}`: the native protocol.
 async fn native_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    path: web::Path<String>,
+    engine: web::Data<CollabEngine>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade(NativeProtocol::default(), req, stream, path, engine)
+}
+
+/// `GET /yjs/{document_id}`: the y-websocket protocol.
+async fn yjs_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    path: web::Path<String>,
+    engine: web::Data<CollabEngine>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade(YjsProtocol::default(), req, stream, path, engine)
+}
+
+/// Validates the document id, then upgrades to a session speaking `protocol`.
+fn upgrade<P: SessionProtocol>(
+    protocol: P,
     req: HttpRequest,
     stream: web::Payload,
     path: web::Path<String>,
@@ -234,7 +260,8 @@ async fn native_ws(
         })));
     }
     let session_id = engine.inner.next_session_id.fetch_add(1, Ordering::Relaxed);
-    ws_session::start_native(
+    ws_session::start(
+        protocol,
         session_id,
         Arc::from(document_id.as_str()),
         &engine.inner.session,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use actix::Message;
+use bytes::Bytes;
 
 use crate::document::state::CommittedOp;
 use crate::protocol::Rejection;
@@ -27,6 +28,9 @@ pub enum CatchUp {
     Replay { ops: Vec<Arc<CommittedOp>> },
     /// The full state at `server_seq` (base64 of a Yjs v1 update).
     Snapshot { server_seq: u64, state: Arc<str> },
+    /// y-websocket: the document's state vector (v1), for sync step 1; the
+    /// client's own sync step 1 is answered with [`SessionEvent::SyncStep2`].
+    StateVector { state_vector: Bytes },
 }
 
 /// An event for one session. Events from one document arrive in the order
@@ -34,8 +38,13 @@ pub enum CatchUp {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub enum SessionEvent {
-    /// The join succeeded: send `welcome`, then the catch-up.
-    Welcome { welcome: Welcome, catch_up: CatchUp },
+    /// The join succeeded: send `welcome`, then the catch-up, then the
+    /// current awareness states (if any).
+    Welcome {
+        welcome: Welcome,
+        catch_up: CatchUp,
+        awareness: Option<Bytes>,
+    },
     /// Ops just committed, in `server_seq` order: `ack` the session's own,
     /// `op` the others'. Shared by every session of the document.
     Committed { ops: Arc<[Arc<CommittedOp>]> },
@@ -46,6 +55,10 @@ pub enum SessionEvent {
     },
     /// Something the session sent was refused (e.g. `unavailable`).
     Rejected { rejection: Rejection },
+    /// Answer to a y-websocket sync step 1: what the client lacks (v1 update).
+    SyncStep2 { update: Bytes },
+    /// Awareness states changed (y-protocols awareness update).
+    Awareness { update: Bytes },
     /// Close the connection with this WebSocket close code.
     Close { code: u16, reason: String },
 }

@@ -17,8 +17,12 @@
 //!   one document actor per loaded document.
 //! - [`document`]: the document actor (sequencing, group commit, CRDT state)
 //!   and, in [`document::state`], its actix-free state.
-//! - `ws_session` (private): the native-protocol WebSocket session actor.
+//! - `ws_session` (private): the WebSocket session actor (transport: frames,
+//!   heartbeat, join, leave), generic over its wire protocol.
+//! - [`sessions`]: the wire protocols, free of actix: [`sessions::native`]
+//!   (JSON, `/ws/{id}`) and [`sessions::yjs`] (y-websocket, `/yjs/{id}`).
 //! - [`protocol`]: native protocol v1 messages, parsing and error codes.
+//! - [`awareness`]: presence states of a document, relayed, never stored.
 //! - [`events`]: what documents tell sessions.
 //! - [`metrics`]: engine-wide counters (commits, batch sizes, restarts).
 //! - [`crdt`]: update validation and state encoding with yrs.
@@ -27,6 +31,7 @@
 //! The protocol is described in `docs/protocol.md`, the actors and the data
 //! path in `docs/architecture.md`.
 
+pub mod awareness;
 pub mod configuration;
 pub mod crdt;
 pub mod document;
@@ -35,6 +40,7 @@ pub mod events;
 pub mod metrics;
 pub mod protocol;
 pub mod session_manager;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 mod ws_session;

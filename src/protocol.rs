@@ -38,6 +38,14 @@ pub mod close_code {
 pub enum ClientMessage {
     Hello(Hello),
     Op(ClientOp),
+    Awareness(AwarenessMessage),
+}
+
+/// Presence: a base64 y-protocols awareness update, relayed to the other
+/// sessions of the document (never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AwarenessMessage {
+    pub update: String,
 }
 
 /// The first message of every connection.
@@ -119,6 +127,9 @@ pub enum ServerMessage<'a> {
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_op_id: Option<u64>,
+    },
+    Awareness {
+        update: &'a str,
     },
 }
 
@@ -227,6 +238,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, Rejection> {
                 ));
             }
         }
+        ClientMessage::Awareness(_) => {}
     }
     Ok(message)
 }

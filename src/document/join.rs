@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::state::{CommittedOp, LoggedOp, RecoveryPlan, SessionId};
 use super::{DocumentActor, JoinDocument, JoinError, MarkState, Phase, Subscriber};
 use crate::events::{CatchUp, SessionEvent, Welcome};
+use crate::sessions::JoinMode;
 use crate::store::StoreError;
 
 impl Handler<JoinDocument> for DocumentActor {
@@ -51,14 +52,44 @@ impl DocumentActor {
                 ))));
             }
         };
-        let plan = state.plan_recovery(
-            msg.last_seen_server_seq,
-            msg.epoch.as_deref(),
-            max_replay_ops,
-        );
         let head = state.head();
         let epoch = state.epoch().clone();
-        let knows_client = state.knows_client(&msg.client_id);
+        let (last_seen, claimed_epoch) = match &msg.mode {
+            JoinMode::Native {
+                last_seen_server_seq,
+                epoch,
+            } => (*last_seen_server_seq, epoch.as_deref()),
+            JoinMode::Yjs => {
+                // y-websocket: the state vector now, the difference when the
+                // client sends its own sync step 1.
+                let state_vector = state.state_vector_v1();
+                let last_client_op_id = state.client_joined(&msg.client_id, None);
+                self.subscribers.insert(
+                    msg.session_id,
+                    Subscriber {
+                        client_id: msg.client_id,
+                        recipient: msg.recipient,
+                        held: None,
+                        mark: MarkState::Known,
+                        refused: false,
+                    },
+                );
+                let welcome = Welcome {
+                    document_id,
+                    epoch,
+                    server_seq: head,
+                    last_client_op_id,
+                };
+                return Box::pin(fut::ready(self.complete_join(
+                    msg.session_id,
+                    welcome,
+                    CatchUp::StateVector { state_vector },
+                )));
+            }
+        };
+        let plan = state.plan_recovery(last_seen, claimed_epoch, max_replay_ops);
+        // A fresh client id has no history: nothing to read.
+        let knows_client = msg.fresh_client || state.knows_client(&msg.client_id);
         let snapshot = matches!(plan, RecoveryPlan::Snapshot).then(|| state.full_state_base64());
 
         // Fast path: everything is in memory.
@@ -257,6 +288,7 @@ impl DocumentActor {
         let how = match &catch_up {
             CatchUp::Replay { ops } => format!("replay of {} ops", ops.len()),
             CatchUp::Snapshot { server_seq, .. } => format!("snapshot at {server_seq}"),
+            CatchUp::StateVector { .. } => "y-websocket sync".to_owned(),
         };
         log::info!(
             "document {}: session {session_id} (client {}) joined at seq {}: {how}",
@@ -264,9 +296,11 @@ impl DocumentActor {
             subscriber.client_id,
             welcome.server_seq
         );
-        subscriber
-            .recipient
-            .do_send(SessionEvent::Welcome { welcome, catch_up });
+        subscriber.recipient.do_send(SessionEvent::Welcome {
+            welcome,
+            catch_up,
+            awareness: self.awareness.full_update(),
+        });
         for event in subscriber.held.take().unwrap_or_default() {
             subscriber.recipient.do_send(event);
         }

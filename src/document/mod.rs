@@ -38,12 +38,14 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::awareness::AwarenessRegistry;
 use crate::configuration::DocumentSettings;
 use crate::crdt::ValidUpdate;
 use crate::events::SessionEvent;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Rejection, close_code};
 use crate::session_manager::UnloadRequest;
+use crate::sessions::JoinMode;
 use crate::store::Store;
 use state::{DocumentState, SessionId};
 
@@ -54,8 +56,9 @@ use state::{DocumentState, SessionId};
 pub struct JoinDocument {
     pub session_id: SessionId,
     pub client_id: Arc<str>,
-    pub last_seen_server_seq: Option<u64>,
-    pub epoch: Option<String>,
+    pub mode: JoinMode,
+    /// The client id was generated for this connection: no history to read.
+    pub fresh_client: bool,
     pub recipient: Recipient<SessionEvent>,
 }
 
@@ -89,6 +92,31 @@ pub struct SubmitOp {
     pub session_id: SessionId,
     pub client_op_id: u64,
     pub update: ValidUpdate,
+    /// Drop it silently when it adds nothing to the document.
+    pub skip_if_redundant: bool,
+}
+
+/// A session publishes presence (a y-protocols awareness update).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RelayAwareness {
+    pub session_id: SessionId,
+    pub update: Bytes,
+}
+
+/// A session asks for every awareness state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueryAwareness {
+    pub session_id: SessionId,
+}
+
+/// y-websocket sync step 1: the session wants what its state vector lacks.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SyncStateVector {
+    pub session_id: SessionId,
+    pub state_vector: Bytes,
 }
 
 /// A session leaves (its connection closed).
@@ -200,6 +228,8 @@ pub struct DocumentActor {
     phase: Phase,
     /// Joined sessions by id. Cleared (each told to reconnect) on restart.
     subscribers: HashMap<SessionId, Subscriber>,
+    /// Presence of the joined sessions (memory only).
+    awareness: AwarenessRegistry,
     /// Accepted ops waiting for the next transaction.
     pending: Vec<PipelineItem>,
     /// At most one transaction at a time: seqs are assigned when it starts,
@@ -245,6 +275,7 @@ impl DocumentActor {
             metrics,
             phase: Phase::Loading,
             subscribers: HashMap::new(),
+            awareness: AwarenessRegistry::default(),
             pending: Vec::new(),
             in_flight: None,
             joins_seen: 0,
@@ -296,9 +327,19 @@ impl DocumentActor {
         }
     }
 
+    /// Sends `event` to every subscriber but `except`.
+    fn broadcast(&mut self, except: Option<SessionId>, event: impl Fn() -> SessionEvent) {
+        for (id, subscriber) in self.subscribers.iter_mut() {
+            if Some(*id) != except {
+                Self::deliver(subscriber, event());
+            }
+        }
+    }
+
     /// Tells every subscriber `rejection` (if any), closes them with `code`
     /// and forgets them.
     fn close_all(&mut self, code: u16, reason: &str, rejection: Option<&Rejection>) {
+        self.awareness.clear();
         for (_, subscriber) in self.subscribers.drain() {
             if let Some(rejection) = rejection {
                 subscriber.recipient.do_send(SessionEvent::Rejected {
@@ -363,6 +404,11 @@ impl Handler<LeaveDocument> for DocumentActor {
                 && let Some(state) = act.state_mut()
             {
                 state.client_left(&subscriber.client_id);
+            }
+            if let Some(removal) = act.awareness.remove_session(msg.session_id) {
+                act.broadcast(None, || SessionEvent::Awareness {
+                    update: removal.clone(),
+                });
             }
         });
     }
@@ -444,5 +490,79 @@ impl Handler<FailCommits> for DocumentActor {
         );
         self.injected_commit_failures = msg.count;
         self.injected_after_commit = msg.after_commit;
+    }
+}
+
+impl Handler<RelayAwareness> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelayAwareness, ctx: &mut Context<Self>) {
+        self.guarded(ctx, "relaying awareness", |act, _ctx| {
+            if !act.subscribers.contains_key(&msg.session_id) {
+                return;
+            }
+            match act.awareness.apply(msg.session_id, &msg.update) {
+                Ok(Some(update)) => {
+                    act.broadcast(Some(msg.session_id), || SessionEvent::Awareness {
+                        update: update.clone(),
+                    })
+                }
+                Ok(None) => {}
+                Err(problem) => log::info!(
+                    "document {}: awareness from session {} ignored: {problem}",
+                    act.id,
+                    msg.session_id
+                ),
+            }
+        });
+    }
+}
+
+impl Handler<QueryAwareness> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueryAwareness, _ctx: &mut Context<Self>) {
+        let update = self.awareness.full_update().unwrap_or_else(|| {
+            // An awareness update with no entries: "nobody is here".
+            Bytes::from_static(&[0])
+        });
+        if let Some(subscriber) = self.subscribers.get_mut(&msg.session_id) {
+            Self::deliver(subscriber, SessionEvent::Awareness { update });
+        }
+    }
+}
+
+impl Handler<SyncStateVector> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncStateVector, ctx: &mut Context<Self>) {
+        self.guarded(ctx, "answering a sync step 1", |act, _ctx| {
+            let Some(state) = act.state_mut() else {
+                return;
+            };
+            let diff = match state.diff_since(&msg.state_vector) {
+                Ok(diff) => diff,
+                Err(problem) => {
+                    log::info!(
+                        "document {}: sync step 1 of session {} refused: {problem}",
+                        act.id,
+                        msg.session_id
+                    );
+                    if let Some(subscriber) = act.subscribers.get_mut(&msg.session_id) {
+                        Self::deliver(
+                            subscriber,
+                            SessionEvent::Close {
+                                code: crate::sessions::yjs::INVALID_PAYLOAD,
+                                reason: problem,
+                            },
+                        );
+                    }
+                    return;
+                }
+            };
+            if let Some(subscriber) = act.subscribers.get_mut(&msg.session_id) {
+                Self::deliver(subscriber, SessionEvent::SyncStep2 { update: diff });
+            }
+        });
     }
 }

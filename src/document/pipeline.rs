@@ -69,6 +69,18 @@ impl DocumentActor {
                 return;
             }
         }
+        if msg.skip_if_redundant
+            && let Phase::Ready(state) = &mut self.phase
+            && state.is_redundant(msg.update.bytes())
+        {
+            log::debug!(
+                "document {}: update {} of session {} adds nothing; dropped",
+                self.id,
+                msg.client_op_id,
+                msg.session_id
+            );
+            return;
+        }
         self.accept(msg.session_id, msg.client_op_id, msg.update);
         self.pump(ctx);
     }

@@ -11,7 +11,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use bytestring::ByteString;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, Transact, Update};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 
 use crate::crdt;
 use crate::protocol::ServerMessage;
@@ -39,6 +40,8 @@ pub struct CommittedOp {
     /// The native `op` frame, formatted once by whichever session needs it
     /// first and shared by all the others.
     native_frame: OnceLock<ByteString>,
+    /// The y-websocket sync `Update` frame, likewise.
+    yjs_frame: OnceLock<Bytes>,
 }
 
 impl CommittedOp {
@@ -56,7 +59,15 @@ impl CommittedOp {
             update,
             origin,
             native_frame: OnceLock::new(),
+            yjs_frame: OnceLock::new(),
         }
+    }
+
+    /// The y-websocket sync `Update` message for this op.
+    pub fn yjs_frame(&self) -> Bytes {
+        self.yjs_frame
+            .get_or_init(|| crate::sessions::yjs::update_frame(&self.update))
+            .clone()
     }
 
     /// `{"type":"op",...}` for this op.
@@ -158,6 +169,8 @@ pub struct DocumentState {
     /// Base64 of the full state at `.0`: reused by every joiner until the
     /// next commit changes `head`.
     state_cache: Option<(u64, Arc<str>)>,
+    /// The delete set at `.0`, for [`DocumentState::is_redundant`].
+    deleted_cache: Option<(u64, IdSet)>,
 }
 
 impl DocumentState {
@@ -198,6 +211,7 @@ impl DocumentState {
                 .min(TAIL_MAX_OPS),
             clients: HashMap::new(),
             state_cache: None,
+            deleted_cache: None,
         };
         let mut committed = Vec::with_capacity(ops.len());
         for logged in ops {
@@ -433,6 +447,44 @@ impl DocumentState {
                 state
             }
         }
+    }
+
+    /// The state vector (v1) of the committed state.
+    pub fn state_vector_v1(&self) -> Bytes {
+        Bytes::from(self.doc.transact().state_vector().encode_v1())
+    }
+
+    /// What a peer with state vector `state_vector` (v1) lacks, as one v1
+    /// update (pending structs and the whole delete set included).
+    pub fn diff_since(&self, state_vector: &[u8]) -> Result<Bytes, String> {
+        let sv = StateVector::decode_v1(state_vector)
+            .map_err(|e| format!("state vector cannot be decoded: {e}"))?;
+        Ok(Bytes::from(
+            self.doc.transact().encode_state_as_update_v1(&sv),
+        ))
+    }
+
+    /// Whether `update` (v1) adds nothing to the committed state: no block
+    /// beyond its state vector and no deletion it does not already have.
+    pub fn is_redundant(&mut self, update: &[u8]) -> bool {
+        let Ok(update) = Update::decode_v1(update) else {
+            return false;
+        };
+        let txn = self.doc.transact();
+        if update.extends(&txn.state_vector()) {
+            return false;
+        }
+        if update.delete_set().is_empty() {
+            return true;
+        }
+        let deleted = match &self.deleted_cache {
+            Some((seq, deleted)) if *seq == self.head => deleted,
+            _ => {
+                let deleted = txn.snapshot().delete_set;
+                &self.deleted_cache.insert((self.head, deleted)).1
+            }
+        };
+        update.delete_set().diff(deleted).is_empty()
     }
 
     /// Number of clients with a loaded mark (for bounded-memory checks).

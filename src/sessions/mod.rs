@@ -1,0 +1,96 @@
+//! The wire protocols of a session, free of actix and sockets.
+//!
+//! A protocol turns what arrives on the WebSocket (text or binary frames)
+//! and what the document sends (a [`SessionEvent`]) into [`Action`]s: frames
+//! to send, a join, ops to submit, awareness to relay, a close. The
+//! transport actor in `ws_session` carries the actions out. Two protocols
+//! exist: [`native`] (JSON, `GET /ws/{id}`) and [`yjs`] (y-websocket,
+//! `GET /yjs/{id}`); both reach the same document actors, so a document can
+//! be edited through both at once.
+
+pub mod native;
+pub mod yjs;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::crdt::ValidUpdate;
+use crate::document::JoinError;
+use crate::document::state::SessionId;
+use crate::events::SessionEvent;
+
+/// How a session catches up when it joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinMode {
+    /// Native protocol: replay after `last_seen_server_seq`, or a snapshot.
+    Native {
+        last_seen_server_seq: Option<u64>,
+        epoch: Option<String>,
+    },
+    /// y-websocket: the document's state vector (for sync step 1), then the
+    /// client's own sync step 1 is answered with the difference.
+    Yjs,
+}
+
+/// A join the protocol asks for.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub client_id: Arc<str>,
+    pub mode: JoinMode,
+    /// The client id is new (generated for this connection): there is no
+    /// history to look up.
+    pub fresh_client: bool,
+}
+
+/// What the transport must do, in order.
+#[derive(Debug)]
+pub enum Action {
+    SendText(ByteString),
+    SendBinary(Bytes),
+    /// Join the document; no further frame is read until it is answered.
+    Join(JoinRequest),
+    /// Submit an op to the document.
+    Submit {
+        client_op_id: u64,
+        update: ValidUpdate,
+        /// Drop it silently if it adds nothing to the document (y-websocket
+        /// clients resend what the server has, e.g. their whole delete set).
+        skip_if_redundant: bool,
+    },
+    /// Relay an awareness update (y-protocols encoding) to the others.
+    Awareness {
+        update: Bytes,
+    },
+    /// Ask for every awareness state.
+    QueryAwareness,
+    /// y-websocket sync step 1: ask for the difference to this state vector.
+    SyncStep1 {
+        state_vector: Bytes,
+    },
+    /// Close the connection.
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// A session's wire protocol. See the module docs.
+pub trait SessionProtocol: Unpin + 'static {
+    /// Name for log lines.
+    const NAME: &'static str;
+
+    /// The connection is open.
+    fn on_open(&mut self, out: &mut Vec<Action>);
+    /// A complete text message arrived.
+    fn on_text(&mut self, text: &str, out: &mut Vec<Action>);
+    /// A complete binary message arrived.
+    fn on_binary(&mut self, data: &[u8], out: &mut Vec<Action>);
+    /// A message exceeded `limit` bytes; the transport closes after `out`.
+    fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>);
+    /// The join was refused.
+    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>);
+    /// The document sent `event` to this session (`own` is its id).
+    fn on_event(&mut self, own: SessionId, event: SessionEvent, out: &mut Vec<Action>);
+}

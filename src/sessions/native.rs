@@ -1,0 +1,263 @@
+//! Native protocol v1 session logic (see `docs/protocol.md`): `hello`
+//! first, then `op` and `awareness` messages; every frame one JSON object.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::{Action, JoinMode, JoinRequest, SessionProtocol};
+use crate::crdt;
+use crate::document::JoinError;
+use crate::document::state::SessionId;
+use crate::events::{CatchUp, SessionEvent};
+use crate::protocol::{
+    ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Recovery, Rejection, ServerMessage,
+    close_code, parse_client_message,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The next message must be `hello`.
+    AwaitingHello,
+    /// `hello` accepted (the join is answered before the next frame is read).
+    Joined,
+    /// A close was requested; nothing more is processed.
+    Closed,
+}
+
+/// The native protocol state machine of one session.
+#[derive(Debug)]
+pub struct NativeProtocol {
+    state: State,
+}
+
+impl Default for NativeProtocol {
+    fn default() -> Self {
+        NativeProtocol {
+            state: State::AwaitingHello,
+        }
+    }
+}
+
+fn text(json: String) -> Action {
+    Action::SendText(ByteString::from(json))
+}
+
+impl NativeProtocol {
+    fn reject_and_close(&mut self, rejection: &Rejection, code: u16, out: &mut Vec<Action>) {
+        out.push(text(rejection.to_json()));
+        self.close(code, &rejection.message, out);
+    }
+
+    fn close(&mut self, code: u16, reason: &str, out: &mut Vec<Action>) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            out.push(Action::Close {
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    fn on_hello(&mut self, hello: Hello, out: &mut Vec<Action>) {
+        if hello.protocol != PROTOCOL_VERSION {
+            let rejection = Rejection::new(
+                ErrorCode::UnsupportedProtocol,
+                format!(
+                    "protocol {} is not supported; this server speaks protocol {PROTOCOL_VERSION}",
+                    hello.protocol
+                ),
+            );
+            return self.reject_and_close(&rejection, close_code::POLICY_VIOLATION, out);
+        }
+        self.state = State::Joined;
+        out.push(Action::Join(JoinRequest {
+            client_id: Arc::from(hello.client_id.as_str()),
+            mode: JoinMode::Native {
+                last_seen_server_seq: hello.last_seen_server_seq,
+                epoch: hello.epoch,
+            },
+            fresh_client: false,
+        }));
+    }
+
+    fn on_message(&mut self, message: ClientMessage, out: &mut Vec<Action>) {
+        match message {
+            ClientMessage::Hello(_) => self.reject_and_close(
+                &Rejection::new(
+                    ErrorCode::BadMessage,
+                    "hello was already received on this connection",
+                ),
+                close_code::POLICY_VIOLATION,
+                out,
+            ),
+            ClientMessage::Op(op) => match crdt::decode_base64_update(&op.update) {
+                Ok(update) => out.push(Action::Submit {
+                    client_op_id: op.client_op_id,
+                    update,
+                    skip_if_redundant: false,
+                }),
+                Err(problem) => {
+                    log::info!(
+                        "op {} refused as invalid_update: {problem}",
+                        op.client_op_id
+                    );
+                    out.push(text(
+                        Rejection::for_op(
+                            ErrorCode::InvalidUpdate,
+                            problem.to_string(),
+                            op.client_op_id,
+                        )
+                        .to_json(),
+                    ));
+                }
+            },
+            ClientMessage::Awareness(awareness) => {
+                match crdt::decode_base64_awareness(&awareness.update) {
+                    Ok(update) => out.push(Action::Awareness { update }),
+                    Err(problem) => out.push(text(
+                        Rejection::new(ErrorCode::BadMessage, problem).to_json(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl SessionProtocol for NativeProtocol {
+    const NAME: &'static str = "native";
+
+    fn on_open(&mut self, _out: &mut Vec<Action>) {}
+
+    fn on_text(&mut self, text_frame: &str, out: &mut Vec<Action>) {
+        let parsed = parse_client_message(text_frame);
+        match (self.state, parsed) {
+            (State::Closed, _) => {}
+            (State::AwaitingHello, Err(rejection)) => {
+                self.reject_and_close(&rejection, close_code::POLICY_VIOLATION, out)
+            }
+            (State::AwaitingHello, Ok(ClientMessage::Hello(hello))) => self.on_hello(hello, out),
+            (State::AwaitingHello, Ok(_)) => self.reject_and_close(
+                &Rejection::new(
+                    ErrorCode::HelloRequired,
+                    "the first message must be a hello",
+                ),
+                close_code::POLICY_VIOLATION,
+                out,
+            ),
+            (State::Joined, Err(rejection)) => out.push(text(rejection.to_json())),
+            (State::Joined, Ok(message)) => self.on_message(message, out),
+        }
+    }
+
+    fn on_binary(&mut self, _data: &[u8], out: &mut Vec<Action>) {
+        let rejection = Rejection::new(
+            ErrorCode::BadMessage,
+            "binary frames are not part of the native protocol; send JSON text frames",
+        );
+        match self.state {
+            State::AwaitingHello => {
+                self.reject_and_close(&rejection, close_code::POLICY_VIOLATION, out)
+            }
+            State::Joined => out.push(text(rejection.to_json())),
+            State::Closed => {}
+        }
+    }
+
+    fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>) {
+        let rejection = Rejection::new(
+            ErrorCode::TooLarge,
+            format!("message larger than the limit of {limit} bytes"),
+        );
+        self.reject_and_close(&rejection, close_code::MESSAGE_TOO_BIG, out);
+    }
+
+    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>) {
+        self.reject_and_close(&error.rejection, error.close_code, out);
+    }
+
+    fn on_event(&mut self, own: SessionId, event: SessionEvent, out: &mut Vec<Action>) {
+        if self.state == State::Closed {
+            return;
+        }
+        match event {
+            SessionEvent::Welcome {
+                welcome,
+                catch_up,
+                awareness,
+            } => {
+                let recovery = match &catch_up {
+                    CatchUp::Snapshot { .. } => Recovery::Snapshot,
+                    CatchUp::Replay { .. } | CatchUp::StateVector { .. } => Recovery::Replay,
+                };
+                out.push(text(
+                    ServerMessage::Welcome {
+                        document_id: &welcome.document_id,
+                        epoch: &welcome.epoch,
+                        server_seq: welcome.server_seq,
+                        recovery,
+                        last_client_op_id: welcome.last_client_op_id,
+                    }
+                    .to_json(),
+                ));
+                match catch_up {
+                    CatchUp::Replay { ops } => {
+                        out.extend(ops.iter().map(|op| Action::SendText(op.native_frame())))
+                    }
+                    CatchUp::Snapshot { server_seq, state } => out.push(text(
+                        ServerMessage::Snapshot {
+                            server_seq,
+                            state: &state,
+                        }
+                        .to_json(),
+                    )),
+                    CatchUp::StateVector { .. } => {}
+                }
+                if let Some(update) = awareness {
+                    out.push(awareness_frame(&update));
+                }
+            }
+            SessionEvent::Committed { ops } => {
+                for op in ops.iter() {
+                    if op.origin == Some(own) {
+                        out.push(text(
+                            ServerMessage::Ack {
+                                client_op_id: op.client_op_id,
+                                server_seq: Some(op.server_seq),
+                                duplicate: false,
+                            }
+                            .to_json(),
+                        ));
+                    } else {
+                        out.push(Action::SendText(op.native_frame()));
+                    }
+                }
+            }
+            SessionEvent::DuplicateAck {
+                client_op_id,
+                server_seq,
+            } => out.push(text(
+                ServerMessage::Ack {
+                    client_op_id,
+                    server_seq,
+                    duplicate: true,
+                }
+                .to_json(),
+            )),
+            SessionEvent::Rejected { rejection } => out.push(text(rejection.to_json())),
+            SessionEvent::Awareness { update } => out.push(awareness_frame(&update)),
+            SessionEvent::SyncStep2 { .. } => {}
+            SessionEvent::Close { code, reason } => self.close(code, &reason, out),
+        }
+    }
+}
+
+fn awareness_frame(update: &Bytes) -> Action {
+    text(
+        ServerMessage::Awareness {
+            update: &crdt::to_base64(update),
+        }
+        .to_json(),
+    )
+}
