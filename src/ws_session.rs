@@ -214,7 +214,7 @@ impl<P: SessionProtocol> WsSession<P> {
         self.leave();
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(code),
-            description: Some(reason.to_owned()),
+            description: Some(close_reason(reason).to_owned()),
         }));
         ctx.stop();
     }
@@ -272,6 +272,20 @@ impl<P: SessionProtocol> WsSession<P> {
             }
         }
     }
+}
+
+/// A close frame carries at most 123 bytes of reason (RFC 6455 5.5): cut
+/// longer ones at a character boundary.
+fn close_reason(reason: &str) -> &str {
+    const MAX: usize = 123;
+    if reason.len() <= MAX {
+        return reason;
+    }
+    let mut end = MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 impl<P: SessionProtocol> Actor for WsSession<P> {
@@ -390,5 +404,16 @@ impl<P: SessionProtocol> StreamHandler<Result<ws::Message, ws::ProtocolError>> f
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(super::close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = super::close_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(cut) && !cut.is_empty());
     }
 }

@@ -14,3 +14,4 @@ mod outage;
 mod process;
 mod reconnect;
 mod sync;
+mod yjs;
