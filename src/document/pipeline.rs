@@ -52,7 +52,10 @@ impl DocumentActor {
             None
         };
         if let Some(message) = refusal {
-            self.refuse(msg.session_id, [msg.client_op_id], message, true);
+            // While shutting down every op is refused and every session is
+            // about to be closed with 1001: no extra close needed.
+            let close = !matches!(self.phase, Phase::ShuttingDown(_));
+            self.refuse(msg.session_id, [msg.client_op_id], message, close);
             return;
         }
         match &mut subscriber.mark {
