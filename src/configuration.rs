@@ -112,6 +112,9 @@ pub struct DocumentSettings {
     /// Upper bound of that delay; also how long a failed document refuses
     /// connections before the next attempt to load it.
     pub restart_backoff_max_ms: u64,
+    /// A session this many committed ops behind (its client reads too
+    /// slowly) is dropped and closed with 1013; it catches up on reconnect.
+    pub max_session_backlog_ops: usize,
 }
 
 /// `[logging]`.
@@ -251,6 +254,12 @@ impl DocumentSettings {
                 problem: "must be between 1024 and 268435456".to_owned(),
             });
         }
+        if self.max_session_backlog_ops == 0 {
+            return Err(SettingsError::Invalid {
+                key: "documents.max_session_backlog_ops",
+                problem: "must be at least 1".to_owned(),
+            });
+        }
         if self.restart_window_secs == 0 {
             return Err(SettingsError::Invalid {
                 key: "documents.restart_window_secs",
@@ -300,6 +309,7 @@ impl Default for DocumentSettings {
             restart_window_secs: 60,
             restart_backoff_initial_ms: 10,
             restart_backoff_max_ms: 5000,
+            max_session_backlog_ops: 50_000,
         }
     }
 }

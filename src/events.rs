@@ -3,6 +3,7 @@
 //! not depend on the session's concrete type (native or, later, y-websocket).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::Message;
 use bytes::Bytes;
@@ -47,7 +48,12 @@ pub enum SessionEvent {
     },
     /// Ops just committed, in `server_seq` order: `ack` the session's own,
     /// `op` the others'. Shared by every session of the document.
-    Committed { ops: Arc<[Arc<CommittedOp>]> },
+    Committed {
+        ops: Arc<[Arc<CommittedOp>]>,
+        /// Counts these ops in the session's backlog until the event is
+        /// handled (dropped).
+        ticket: BacklogTicket,
+    },
     /// A resent op that is already in the log.
     DuplicateAck {
         client_op_id: u64,
@@ -61,4 +67,61 @@ pub enum SessionEvent {
     Awareness { update: Bytes },
     /// Close the connection with this WebSocket close code.
     Close { code: u16, reason: String },
+}
+
+/// How many committed ops a document has sent to a session that the session
+/// has not handled yet. A session whose client reads too slowly stops
+/// handling its mailbox (the socket does not drain), so its backlog grows;
+/// past `documents.max_session_backlog_ops` the document drops it.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    /// Ops sent and not yet handled.
+    pub fn len(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts `ops` more until the returned ticket is dropped.
+    pub fn ticket(&self, ops: usize) -> BacklogTicket {
+        self.0.fetch_add(ops, Ordering::Relaxed);
+        BacklogTicket {
+            counter: self.0.clone(),
+            ops,
+        }
+    }
+}
+
+/// Part of a [`Backlog`], released when the event carrying it is dropped.
+#[derive(Debug)]
+pub struct BacklogTicket {
+    counter: Arc<AtomicUsize>,
+    ops: usize,
+}
+
+impl Drop for BacklogTicket {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.ops, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_count_until_dropped() {
+        let backlog = Backlog::default();
+        let a = backlog.ticket(3);
+        let b = backlog.ticket(2);
+        assert_eq!(backlog.len(), 5);
+        drop(a);
+        assert_eq!(backlog.len(), 2);
+        drop(b);
+        assert!(backlog.is_empty());
+    }
 }

@@ -14,6 +14,7 @@ pub struct Metrics {
     commit_failures: AtomicU64,
     document_restarts: AtomicU64,
     documents_loaded: AtomicU64,
+    slow_sessions_dropped: AtomicU64,
 }
 
 /// The counters at one moment, all since the engine started.
@@ -32,6 +33,8 @@ pub struct MetricsSnapshot {
     pub document_restarts: u64,
     /// Document loads (from snapshot + log).
     pub documents_loaded: u64,
+    /// Sessions dropped because their client read too slowly.
+    pub slow_sessions_dropped: u64,
 }
 
 impl Metrics {
@@ -55,6 +58,10 @@ impl Metrics {
         self.documents_loaded.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn slow_session_dropped(&self) {
+        self.slow_sessions_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -63,6 +70,7 @@ impl Metrics {
             commit_failures: self.commit_failures.load(Ordering::Relaxed),
             document_restarts: self.document_restarts.load(Ordering::Relaxed),
             documents_loaded: self.documents_loaded.load(Ordering::Relaxed),
+            slow_sessions_dropped: self.slow_sessions_dropped.load(Ordering::Relaxed),
         }
     }
 }

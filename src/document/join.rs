@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::state::{CommittedOp, LoggedOp, RecoveryPlan, SessionId};
 use super::{DocumentActor, JoinDocument, JoinError, MarkState, Phase, Subscriber};
-use crate::events::{CatchUp, SessionEvent, Welcome};
+use crate::events::{Backlog, CatchUp, SessionEvent, Welcome};
 use crate::sessions::JoinMode;
 use crate::store::StoreError;
 
@@ -72,6 +72,7 @@ impl DocumentActor {
                         held: None,
                         mark: MarkState::Known,
                         refused: false,
+                        backlog: Backlog::default(),
                     },
                 );
                 let welcome = Welcome {
@@ -111,6 +112,7 @@ impl DocumentActor {
                     held: None,
                     mark: MarkState::Known,
                     refused: false,
+                    backlog: Backlog::default(),
                 },
             );
             let welcome = Welcome {
@@ -144,6 +146,7 @@ impl DocumentActor {
                     MarkState::Unknown
                 },
                 refused: false,
+                backlog: Backlog::default(),
             },
         );
         let store = self.store.clone();

@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 use crate::awareness::AwarenessRegistry;
 use crate::configuration::DocumentSettings;
 use crate::crdt::ValidUpdate;
-use crate::events::SessionEvent;
+use crate::events::{Backlog, SessionEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, Rejection, close_code};
 use crate::session_manager::UnloadRequest;
@@ -184,6 +184,8 @@ struct Subscriber {
     /// here so they follow the catch-up instead of preceding it.
     held: Option<Vec<SessionEvent>>,
     mark: MarkState,
+    /// Committed ops sent to the session and not yet handled by it.
+    backlog: Backlog,
     /// An op of this session was refused (`unavailable`): every later op
     /// is refused too and the session is being closed, so no op of the
     /// client is accepted after an earlier one was lost (a resend of the

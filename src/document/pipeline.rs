@@ -380,10 +380,23 @@ impl DocumentActor {
             }
         }
         let ops: Arc<[Arc<CommittedOp>]> = committed.iter().cloned().collect();
+        let mut too_slow = Vec::new();
         state.apply_committed(committed);
         if !ops.is_empty() {
-            for subscriber in self.subscribers.values_mut() {
-                Self::deliver(subscriber, SessionEvent::Committed { ops: ops.clone() });
+            let limit = self.settings.max_session_backlog_ops;
+            for (id, subscriber) in self.subscribers.iter_mut() {
+                if subscriber.backlog.len() + ops.len() > limit {
+                    too_slow.push(*id);
+                    continue;
+                }
+                let ticket = subscriber.backlog.ticket(ops.len());
+                Self::deliver(
+                    subscriber,
+                    SessionEvent::Committed {
+                        ops: ops.clone(),
+                        ticket,
+                    },
+                );
             }
         }
         for (session_id, client_id, client_op_id) in duplicates {
@@ -397,6 +410,47 @@ impl DocumentActor {
                     },
                 );
             }
+        }
+        for id in too_slow {
+            self.drop_slow_subscriber(id);
+        }
+    }
+
+    /// Stops sending to a session whose client does not keep up: what it was
+    /// sent stays queued for it, then it is closed with 1013 and catches up
+    /// by replay or snapshot when it reconnects. Memory stays bounded.
+    fn drop_slow_subscriber(&mut self, session_id: SessionId) {
+        let Some(mut subscriber) = self.subscribers.remove(&session_id) else {
+            return;
+        };
+        log::warn!(
+            "document {}: session {session_id} (client {}) is {} ops behind; dropping it (close 1013)",
+            self.id,
+            subscriber.client_id,
+            subscriber.backlog.len()
+        );
+        self.metrics.slow_session_dropped();
+        if matches!(subscriber.mark, MarkState::Known)
+            && let Some(state) = self.state_mut()
+        {
+            state.client_left(&subscriber.client_id);
+        }
+        Self::deliver(
+            &mut subscriber,
+            SessionEvent::Close {
+                code: close_code::TRY_AGAIN_LATER,
+                reason: "too slow: reconnect with last_seen_server_seq to catch up".to_owned(),
+            },
+        );
+        if let Some(held) = subscriber.held.take() {
+            for event in held {
+                subscriber.recipient.do_send(event);
+            }
+        }
+        if let Some(removal) = self.awareness.remove_session(session_id) {
+            self.broadcast(None, || SessionEvent::Awareness {
+                update: removal.clone(),
+            });
         }
     }
 

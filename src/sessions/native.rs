@@ -218,7 +218,7 @@ impl SessionProtocol for NativeProtocol {
                     out.push(awareness_frame(&update));
                 }
             }
-            SessionEvent::Committed { ops } => {
+            SessionEvent::Committed { ops, .. } => {
                 for op in ops.iter() {
                     if op.origin == Some(own) {
                         out.push(text(

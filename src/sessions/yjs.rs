@@ -200,7 +200,7 @@ impl SessionProtocol for YjsProtocol {
                     out.push(action);
                 }
             }
-            SessionEvent::Committed { ops } => {
+            SessionEvent::Committed { ops, .. } => {
                 for op in ops.iter().filter(|op| op.origin != Some(own)) {
                     out.push(Action::SendBinary(op.yjs_frame()));
                 }

@@ -203,3 +203,41 @@ async fn joins_during_heavy_writing_get_a_contiguous_stream(backend: Backend) {
         );
     }
 }
+
+/// A client that stops reading while another writes a lot: once it is more
+/// than `max_session_backlog_ops` behind, the server stops sending to it
+/// and closes it with 1013 after what was already queued, so a slow client
+/// cannot make the server's memory grow without bound. The writer is not
+/// slowed down, and the slow client catches up after reconnecting.
+#[actix_web::test]
+async fn a_client_that_does_not_read_is_dropped_and_catches_up_later() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.documents.max_session_backlog_ops = 200;
+    })
+    .await;
+    // A raw client with a small receive buffer that joins, then never reads.
+    let stalled = crate::helpers::StalledClient::join(app.port, "firehose", "stalled").await;
+    let mut writer = Peer::join(&app, "firehose", "writer").await;
+    // 8 MB in all: more than the socket buffers can hold.
+    const OPS: u64 = 500;
+    let chunk = "x".repeat(16 * 1024);
+    for wave in 0..OPS / 50 {
+        for _ in 0..50 {
+            writer.insert(0, &chunk).await;
+        }
+        writer.sync_to((wave + 1) * 50).await;
+    }
+    assert_eq!(writer.acks.len() as u64, OPS, "the writer is not held back");
+    assert_eq!(app.engine.metrics().slow_sessions_dropped, 1);
+    assert_eq!(
+        app.engine.stats().await.sessions,
+        2,
+        "dropped from the document, not yet closed"
+    );
+    drop(stalled);
+
+    // A client that reads but falls behind gets the close after its backlog
+    // and catches up by reconnecting.
+    let reader = Peer::join(&app, "firehose", "reader").await;
+    assert_eq!(reader.text(), writer.text());
+}
