@@ -183,17 +183,24 @@ impl Store {
         if let Some(upto) = upto {
             query = query.filter(operations::Column::ServerSeq.lte(to_i64(upto)));
         }
-        query
+        // Only the columns a load needs (no timestamps to parse).
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = query
+            .select_only()
+            .column(operations::Column::ServerSeq)
+            .column(operations::Column::ClientId)
+            .column(operations::Column::ClientOpId)
+            .column(operations::Column::Update)
             .order_by_asc(operations::Column::ServerSeq)
+            .into_tuple()
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| {
+            .await?;
+        rows.into_iter()
+            .map(|(server_seq, client_id, client_op_id, update)| {
                 Ok(LoggedOp {
-                    server_seq: to_u64(row.server_seq, "operations.server_seq")?,
-                    client_id: row.client_id,
-                    client_op_id: to_u64(row.client_op_id, "operations.client_op_id")?,
-                    update: row.update,
+                    server_seq: to_u64(server_seq, "operations.server_seq")?,
+                    client_id,
+                    client_op_id: to_u64(client_op_id, "operations.client_op_id")?,
+                    update,
                 })
             })
             .collect()

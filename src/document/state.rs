@@ -213,24 +213,38 @@ impl DocumentState {
             state_cache: None,
             deleted_cache: None,
         };
-        let mut committed = Vec::with_capacity(ops.len());
-        for logged in ops {
-            let expected = state.head + 1 + committed.len() as u64;
+        for (i, logged) in ops.iter().enumerate() {
+            let expected = snapshot_seq + 1 + i as u64;
             if logged.server_seq != expected {
                 return Err(RestoreError::Gap {
                     expected,
                     found: logged.server_seq,
                 });
             }
-            committed.push(Arc::new(CommittedOp::new(
-                logged.server_seq,
-                Arc::from(logged.client_id.as_str()),
-                logged.client_op_id,
-                Bytes::from(logged.update),
-                None,
-            )));
         }
-        state.apply_committed(committed);
+        // Apply everything in one transaction; only the newest ops become
+        // replay-tail entries.
+        let tail_from = ops.len().saturating_sub(state.tail_max_ops);
+        let mut tail = Vec::with_capacity(ops.len() - tail_from);
+        {
+            let mut txn = state.doc.transact_mut();
+            for (i, logged) in ops.into_iter().enumerate() {
+                apply_logged(&mut txn, logged.server_seq, &logged.update);
+                if i >= tail_from {
+                    tail.push(Arc::new(CommittedOp::new(
+                        logged.server_seq,
+                        Arc::from(logged.client_id.as_str()),
+                        logged.client_op_id,
+                        Bytes::from(logged.update),
+                        None,
+                    )));
+                }
+                state.head = logged.server_seq;
+            }
+        }
+        for op in tail {
+            state.push_tail(op);
+        }
         Ok(state)
     }
 
@@ -266,30 +280,7 @@ impl DocumentState {
             for op in &ops {
                 debug_assert_eq!(op.server_seq, self.head + 1);
                 self.head = op.server_seq;
-                let update = match Update::decode_v1(&op.update) {
-                    Ok(update) => update,
-                    Err(e) => {
-                        // Validated when accepted, so only stored bytes gone bad
-                        // get here. The seq stays taken; the content is lost.
-                        log::error!(
-                            "op {} (client {}, op {}) cannot be decoded ({e}); its content is skipped",
-                            op.server_seq,
-                            op.client_id,
-                            op.client_op_id
-                        );
-                        continue;
-                    }
-                };
-                if let Err(e) = txn.apply_update(update) {
-                    // The op is logged, so replaying the log repeats exactly
-                    // this outcome: the state stays reproducible.
-                    log::warn!(
-                        "op {} (client {}, op {}) was logged but yrs refused part of it: {e}",
-                        op.server_seq,
-                        op.client_id,
-                        op.client_op_id
-                    );
-                }
+                apply_logged(&mut txn, op.server_seq, &op.update);
             }
         }
         for op in ops {
@@ -490,6 +481,21 @@ impl DocumentState {
     /// Number of clients with a loaded mark (for bounded-memory checks).
     pub fn client_marks(&self) -> usize {
         self.clients.len()
+    }
+}
+
+/// Applies one logged update. A failure is logged, not returned: the op
+/// is in the log, so replaying the log repeats exactly this outcome and the
+/// state stays reproducible.
+fn apply_logged(txn: &mut yrs::TransactionMut, server_seq: u64, update: &[u8]) {
+    match Update::decode_v1(update) {
+        Ok(update) => {
+            if let Err(e) = txn.apply_update(update) {
+                log::warn!("op {server_seq} was logged but yrs refused part of it: {e}");
+            }
+        }
+        // Validated when accepted, so only stored bytes gone bad get here.
+        Err(e) => log::error!("op {server_seq} cannot be decoded ({e}); its content is skipped"),
     }
 }
 
