@@ -23,9 +23,14 @@ const REMOVED: &str = "null";
 #[derive(Debug, Clone)]
 struct Entry {
     clock: u32,
-    json: Arc<str>,
+    /// `None` once removed: the clock is kept so that an older copy of the
+    /// state arriving late is not taken for new.
+    json: Option<Arc<str>>,
     owner: SessionId,
 }
+
+/// Removed states remembered at most (their clocks), per document.
+const MAX_TOMBSTONES: usize = 10_000;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -34,8 +39,10 @@ pub struct AwarenessRegistry {
 }
 
 impl AwarenessRegistry {
-    /// Applies an update published by `session`. Returns the update to relay
-    /// to the other sessions, or `None` when it changed nothing (older clocks).
+    /// Applies an update published by `session`, by the rules of
+    /// y-protocols: a state is taken when its clock is newer, and a `null`
+    /// state with the same clock removes it. Returns the entries that
+    /// changed (to relay), or `None` when nothing did.
     pub fn apply(&mut self, session: SessionId, update: &[u8]) -> Result<Option<Bytes>, String> {
         let update = AwarenessUpdate::decode_v1(update)
             .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
@@ -43,73 +50,81 @@ impl AwarenessRegistry {
             clients: HashMap::new(),
         };
         for (client, entry) in update.clients {
-            let current = self.states.get(&client).map(|e| e.clock);
-            let newer = match current {
-                None => true,
-                Some(clock) => entry.clock > clock,
+            let removal = &*entry.json == REMOVED;
+            let newer = match self.states.get(&client) {
+                None => !removal,
+                Some(current) => {
+                    entry.clock > current.clock
+                        || (entry.clock == current.clock && removal && current.json.is_some())
+                }
             };
             if !newer {
                 continue;
             }
-            if &*entry.json == REMOVED {
-                self.states.remove(&client);
-            } else {
-                self.states.insert(
-                    client,
-                    Entry {
-                        clock: entry.clock,
-                        json: entry.json.clone(),
-                        owner: session,
-                    },
-                );
-            }
+            self.states.insert(
+                client,
+                Entry {
+                    clock: entry.clock,
+                    json: (!removal).then(|| entry.json.clone()),
+                    owner: session,
+                },
+            );
             changed.clients.insert(client, entry);
         }
+        self.forget_old_tombstones();
         Ok((!changed.clients.is_empty()).then(|| Bytes::from(changed.encode_v1())))
+    }
+
+    fn forget_old_tombstones(&mut self) {
+        let tombstones = self.states.values().filter(|e| e.json.is_none()).count();
+        if tombstones > MAX_TOMBSTONES {
+            self.states.retain(|_, e| e.json.is_some());
+        }
     }
 
     /// Every current state, for a joining session; `None` when there is none.
     pub fn full_update(&self) -> Option<Bytes> {
-        if self.states.is_empty() {
-            return None;
-        }
-        let update = AwarenessUpdate {
-            clients: self
-                .states
-                .iter()
-                .map(|(client, e)| {
+        let clients: HashMap<_, _> = self
+            .states
+            .iter()
+            .filter_map(|(client, e)| {
+                e.json.as_ref().map(|json| {
                     (
                         *client,
                         AwarenessUpdateEntry {
                             clock: e.clock,
-                            json: e.json.clone(),
+                            json: json.clone(),
                         },
                     )
                 })
-                .collect(),
-        };
-        Some(Bytes::from(update.encode_v1()))
+            })
+            .collect();
+        if clients.is_empty() {
+            return None;
+        }
+        Some(Bytes::from(AwarenessUpdate { clients }.encode_v1()))
     }
 
-    /// Forgets the states `session` published; returns the update that
-    /// removes them for everyone else (`None` if it published none).
+    /// Removes the states `session` published; returns the update that
+    /// removes them for everyone else (`None` if it published none). As in
+    /// y-protocols, the removal keeps the state's clock, so the client's next
+    /// real update (clock + 1) is still taken as new.
     pub fn remove_session(&mut self, session: SessionId) -> Option<Bytes> {
         let mut removed = AwarenessUpdate {
             clients: HashMap::new(),
         };
-        self.states.retain(|client, entry| {
-            if entry.owner != session {
-                return true;
+        for (client, entry) in self.states.iter_mut() {
+            if entry.owner == session && entry.json.is_some() {
+                entry.json = None;
+                removed.clients.insert(
+                    *client,
+                    AwarenessUpdateEntry {
+                        clock: entry.clock,
+                        json: Arc::from(REMOVED),
+                    },
+                );
             }
-            removed.clients.insert(
-                *client,
-                AwarenessUpdateEntry {
-                    clock: entry.clock + 1,
-                    json: Arc::from(REMOVED),
-                },
-            );
-            false
-        });
+        }
         (!removed.clients.is_empty()).then(|| Bytes::from(removed.encode_v1()))
     }
 
@@ -118,12 +133,13 @@ impl AwarenessRegistry {
         self.states.clear();
     }
 
+    /// Current (not removed) states.
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.states.values().filter(|e| e.json.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.len() == 0
     }
 }
 
@@ -187,9 +203,28 @@ mod tests {
         registry.apply(1, &update(&[(10, 3, "{}")])).expect("valid");
         registry.apply(2, &update(&[(20, 1, "{}")])).expect("valid");
         let removal = registry.remove_session(1).expect("had states");
-        assert_eq!(decoded(&removal), vec![(10, 4, "null".to_owned())]);
+        assert_eq!(decoded(&removal), vec![(10, 3, "null".to_owned())]);
         assert_eq!(registry.len(), 1);
         assert_eq!(registry.remove_session(1), None);
+        // The removal echoed back by a peer changes nothing; a stale copy of
+        // the old state is not resurrected; the client's next state is new.
+        assert_eq!(
+            registry
+                .apply(2, &update(&[(10, 3, "null")]))
+                .expect("valid"),
+            None
+        );
+        assert_eq!(
+            registry.apply(2, &update(&[(10, 3, "{}")])).expect("valid"),
+            None
+        );
+        assert!(
+            registry
+                .apply(3, &update(&[(10, 4, "{}")]))
+                .expect("valid")
+                .is_some()
+        );
+        assert_eq!(registry.len(), 2);
     }
 
     #[test]

@@ -55,14 +55,25 @@ pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, UpdateProblem> {
 }
 
 /// Decodes the base64 `update` of a native `awareness` message and checks
-/// that it is a y-protocols awareness update.
+/// it with [`validate_awareness`].
 pub fn decode_base64_awareness(text: &str) -> Result<Bytes, String> {
     let raw = BASE64.decode(text).map_err(|e| {
         format!("awareness update is not valid base64 (standard alphabet, padded): {e}")
     })?;
-    yrs::sync::AwarenessUpdate::decode_v1(&raw)
-        .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
+    validate_awareness(&raw)?;
     Ok(Bytes::from(raw))
+}
+
+/// Checks that `raw` is a y-protocols awareness update whose states are
+/// JSON (clients parse them; one bad state would break every receiver).
+pub fn validate_awareness(raw: &[u8]) -> Result<(), String> {
+    let update = yrs::sync::AwarenessUpdate::decode_v1(raw)
+        .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
+    for (client, entry) in &update.clients {
+        serde_json::from_str::<serde::de::IgnoredAny>(&entry.json)
+            .map_err(|e| format!("awareness state of client {client} is not JSON: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Base64 (standard, padded) of `bytes`.

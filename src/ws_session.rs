@@ -112,11 +112,12 @@ impl<P: SessionProtocol> WsSession<P> {
                         });
                     }
                 }
-                Action::Awareness { update } => {
+                Action::Awareness { update, echo } => {
                     if let Some(document) = &self.document {
                         document.do_send(RelayAwareness {
                             session_id: self.id,
                             update,
+                            echo,
                         });
                     }
                 }

@@ -102,6 +102,8 @@ pub struct SubmitOp {
 pub struct RelayAwareness {
     pub session_id: SessionId,
     pub update: Bytes,
+    /// Send the change back to the publishing session as well.
+    pub echo: bool,
 }
 
 /// A session asks for every awareness state.
@@ -505,7 +507,8 @@ impl Handler<RelayAwareness> for DocumentActor {
             }
             match act.awareness.apply(msg.session_id, &msg.update) {
                 Ok(Some(update)) => {
-                    act.broadcast(Some(msg.session_id), || SessionEvent::Awareness {
+                    let except = (!msg.echo).then_some(msg.session_id);
+                    act.broadcast(except, || SessionEvent::Awareness {
                         update: update.clone(),
                     })
                 }

@@ -455,14 +455,22 @@ impl DocumentState {
         ))
     }
 
-    /// Whether `update` (v1) adds nothing to the committed state: no block
-    /// beyond its state vector and no deletion it does not already have.
+    /// Whether `update` (v1) adds nothing to the committed state: every
+    /// block it carries is already below the document's state vector, and
+    /// every deletion is already applied. (An update whose blocks lie
+    /// beyond the state vector, e.g. one building on a previous update not
+    /// yet committed, is not redundant.)
     pub fn is_redundant(&mut self, update: &[u8]) -> bool {
         let Ok(update) = Update::decode_v1(update) else {
             return false;
         };
         let txn = self.doc.transact();
-        if update.extends(&txn.state_vector()) {
+        let known = txn.state_vector();
+        let beyond_known = update
+            .insertions(true)
+            .iter()
+            .any(|(client, ranges)| ranges.iter().any(|range| range.end > known.get(client)));
+        if beyond_known {
             return false;
         }
         if update.delete_set().is_empty() {
@@ -676,6 +684,34 @@ mod tests {
         state.client_left("c");
         assert!(!state.knows_client("c"));
         assert_eq!(state.client_marks(), 0);
+    }
+
+    #[test]
+    fn redundancy_is_judged_against_the_committed_state() {
+        let w = Writer::new(3);
+        let first = w.insert("a");
+        let second = w.insert("b");
+        let mut state = DocumentState::restore("e", None, vec![], 100).expect("empty");
+        // Building on an update that is not committed yet: not redundant.
+        assert!(!state.is_redundant(&second));
+        assert!(!state.is_redundant(&first));
+        commit(&mut state, "c", 1, first.clone());
+        assert!(state.is_redundant(&first), "already applied");
+        assert!(!state.is_redundant(&second));
+        commit(&mut state, "c", 2, second.clone());
+        assert!(state.is_redundant(&second));
+        // A deletion is new until applied.
+        let delete = {
+            let t = w.doc.get_or_insert_text("t");
+            let mut txn = w.doc.transact_mut();
+            t.remove_range(&mut txn, 0, 1);
+            txn.encode_update_v1()
+        };
+        assert!(!state.is_redundant(&delete));
+        commit(&mut state, "c", 3, delete.clone());
+        assert!(state.is_redundant(&delete));
+        // The whole state, as a reconnecting client sends it back: redundant.
+        assert!(state.is_redundant(&crdt::encode_full_state(&w.doc)));
     }
 
     #[test]

@@ -59,9 +59,12 @@ pub enum Action {
         /// clients resend what the server has, e.g. their whole delete set).
         skip_if_redundant: bool,
     },
-    /// Relay an awareness update (y-protocols encoding) to the others.
+    /// Relay an awareness update (y-protocols encoding) to the others;
+    /// with `echo`, back to this session too (y-websocket providers count
+    /// the echo as a sign of life of the connection).
     Awareness {
         update: Bytes,
+        echo: bool,
     },
     /// Ask for every awareness state.
     QueryAwareness,

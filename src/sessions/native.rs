@@ -115,7 +115,10 @@ impl NativeProtocol {
             },
             ClientMessage::Awareness(awareness) => {
                 match crdt::decode_base64_awareness(&awareness.update) {
-                    Ok(update) => out.push(Action::Awareness { update }),
+                    Ok(update) => out.push(Action::Awareness {
+                        update,
+                        echo: false,
+                    }),
                     Err(problem) => out.push(text(
                         Rejection::new(ErrorCode::BadMessage, problem).to_json(),
                     )),

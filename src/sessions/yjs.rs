@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use yrs::StateVector;
-use yrs::sync::{Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use super::{Action, JoinMode, JoinRequest, SessionProtocol};
@@ -69,27 +69,122 @@ impl YjsProtocol {
             out.push(Action::Close { code, reason });
         }
     }
+}
 
-    /// Decodes every message of a frame before acting on any, so a frame
-    /// with a bad message contributes nothing.
-    fn decode_frame(data: &[u8]) -> Result<Vec<Message>, (u16, String)> {
-        let mut decoder = DecoderV1::from(data);
-        let mut messages = Vec::new();
-        for message in MessageReader::new(&mut decoder) {
-            let message = message.map_err(|e| {
-                (
-                    INVALID_PAYLOAD,
-                    format!("malformed y-protocols message: {e}"),
-                )
-            })?;
-            messages.push(message);
+/// One decoded y-protocols message of a frame.
+#[derive(Debug)]
+enum Incoming {
+    SyncStep1(Bytes),
+    /// Sync step 2 or update: both carry an update to apply.
+    Update(Bytes),
+    Awareness(Bytes),
+    QueryAwareness,
+}
+
+/// Why a frame was refused: the close code and reason.
+type FrameError = (u16, String);
+
+/// lib0 encoding reader over one frame.
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn var_uint(&mut self, what: &str) -> Result<u64, FrameError> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.data.get(self.at) else {
+                return Err((INVALID_PAYLOAD, format!("truncated {what}")));
+            };
+            self.at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
         }
-        if messages.is_empty() {
-            return Err((INVALID_PAYLOAD, "empty binary frame".to_owned()));
-        }
-        Ok(messages)
+        Err((INVALID_PAYLOAD, format!("{what} is not a valid varUint")))
+    }
+
+    fn buf(&mut self, what: &str) -> Result<&'a [u8], FrameError> {
+        let len = self.var_uint(what)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.at.checked_add(len))
+            .filter(|end| *end <= self.data.len())
+            .ok_or_else(|| (INVALID_PAYLOAD, format!("truncated {what}")))?;
+        let buf = &self.data[self.at..end];
+        self.at = end;
+        Ok(buf)
+    }
+
+    fn done(&self) -> bool {
+        self.at == self.data.len()
     }
 }
+
+/// Decodes and validates every message of a frame before any is acted on,
+/// so a frame with one bad message contributes nothing.
+fn decode_frame(data: &[u8]) -> Result<Vec<Incoming>, FrameError> {
+    let mut reader = Reader { data, at: 0 };
+    let mut messages = Vec::new();
+    if data.is_empty() {
+        return Err((INVALID_PAYLOAD, "empty binary frame".to_owned()));
+    }
+    while !reader.done() {
+        match reader.var_uint("message type")? {
+            MESSAGE_SYNC => match reader.var_uint("sync message type")? {
+                SYNC_STEP_1 => {
+                    let sv = reader.buf("state vector")?;
+                    StateVector::decode_v1(sv).map_err(|e| {
+                        (
+                            INVALID_PAYLOAD,
+                            format!("state vector cannot be decoded: {e}"),
+                        )
+                    })?;
+                    messages.push(Incoming::SyncStep1(Bytes::copy_from_slice(sv)));
+                }
+                SYNC_STEP_2 | SYNC_UPDATE => {
+                    let update = reader.buf("update")?;
+                    messages.push(Incoming::Update(Bytes::copy_from_slice(update)));
+                }
+                other => {
+                    return Err((
+                        UNSUPPORTED_DATA,
+                        format!("unknown sync message type {other}"),
+                    ));
+                }
+            },
+            MESSAGE_AWARENESS => {
+                let update = reader.buf("awareness update")?;
+                crdt::validate_awareness(update).map_err(|e| (INVALID_PAYLOAD, e))?;
+                messages.push(Incoming::Awareness(Bytes::copy_from_slice(update)));
+            }
+            MESSAGE_QUERY_AWARENESS => messages.push(Incoming::QueryAwareness),
+            MESSAGE_AUTH => {
+                return Err((
+                    UNSUPPORTED_DATA,
+                    "auth messages are not supported".to_owned(),
+                ));
+            }
+            other => {
+                return Err((
+                    UNSUPPORTED_DATA,
+                    format!("unknown y-protocols message type {other}"),
+                ));
+            }
+        }
+    }
+    Ok(messages)
+}
+
+const MESSAGE_SYNC: u64 = 0;
+const MESSAGE_AWARENESS: u64 = 1;
+const MESSAGE_AUTH: u64 = 2;
+const MESSAGE_QUERY_AWARENESS: u64 = 3;
+const SYNC_STEP_1: u64 = 0;
+const SYNC_STEP_2: u64 = 1;
+const SYNC_UPDATE: u64 = 2;
 
 impl SessionProtocol for YjsProtocol {
     const NAME: &'static str = "y-websocket";
@@ -114,55 +209,34 @@ impl SessionProtocol for YjsProtocol {
         if self.closed {
             return;
         }
-        let messages = match Self::decode_frame(data) {
+        let messages = match decode_frame(data) {
             Ok(messages) => messages,
             Err((code, reason)) => return self.close(code, reason, out),
         };
         let mut actions = Vec::with_capacity(messages.len());
         for message in messages {
             match message {
-                Message::Sync(SyncMessage::SyncStep1(state_vector)) => {
-                    actions.push(Action::SyncStep1 {
-                        state_vector: Bytes::from(state_vector.encode_v1()),
-                    })
+                Incoming::SyncStep1(state_vector) => {
+                    actions.push(Action::SyncStep1 { state_vector })
                 }
-                Message::Sync(SyncMessage::SyncStep2(update))
-                | Message::Sync(SyncMessage::Update(update)) => {
-                    match crdt::decode_update(Bytes::from(update)) {
-                        Ok(update) => {
-                            let client_op_id = self.next_op_id;
-                            self.next_op_id += 1;
-                            actions.push(Action::Submit {
-                                client_op_id,
-                                update,
-                                skip_if_redundant: true,
-                            });
-                        }
-                        // Nothing to log or broadcast; not an error.
-                        Err(crdt::UpdateProblem::Empty) => {}
-                        Err(problem) => {
-                            return self.close(INVALID_PAYLOAD, problem.to_string(), out);
-                        }
+                Incoming::Update(update) => match crdt::decode_update(update) {
+                    Ok(update) => {
+                        let client_op_id = self.next_op_id;
+                        self.next_op_id += 1;
+                        actions.push(Action::Submit {
+                            client_op_id,
+                            update,
+                            skip_if_redundant: true,
+                        });
                     }
+                    // Nothing to log or broadcast; not an error.
+                    Err(crdt::UpdateProblem::Empty) => {}
+                    Err(problem) => return self.close(INVALID_PAYLOAD, problem.to_string(), out),
+                },
+                Incoming::Awareness(update) => {
+                    actions.push(Action::Awareness { update, echo: true })
                 }
-                Message::Awareness(update) => actions.push(Action::Awareness {
-                    update: Bytes::from(update.encode_v1()),
-                }),
-                Message::AwarenessQuery => actions.push(Action::QueryAwareness),
-                Message::Auth(_) => {
-                    return self.close(
-                        UNSUPPORTED_DATA,
-                        "auth messages are not supported".to_owned(),
-                        out,
-                    );
-                }
-                Message::Custom(tag, _) => {
-                    return self.close(
-                        UNSUPPORTED_DATA,
-                        format!("unknown y-protocols message type {tag}"),
-                        out,
-                    );
-                }
+                Incoming::QueryAwareness => actions.push(Action::QueryAwareness),
             }
         }
         out.extend(actions);
@@ -272,15 +346,32 @@ mod tests {
         let truncated = &Message::Sync(SyncMessage::Update(update())).encode_v1()[..5];
         let garbage_update = Message::Sync(SyncMessage::Update(vec![0xff, 0xff, 0x01])).encode_v1();
         let unknown_type = [7u8, 1, 0];
+        let mut trailing_garbage = Message::Sync(SyncMessage::Update(update())).encode_v1();
+        trailing_garbage.push(0xff);
+        let bad_awareness = [1u8, 6, 1, 42, 1, 2, b'{', b'{'];
         for (frame, code) in [
             (truncated.to_vec(), INVALID_PAYLOAD),
             (garbage_update, INVALID_PAYLOAD),
             (unknown_type.to_vec(), UNSUPPORTED_DATA),
+            (vec![0, 5, 0], UNSUPPORTED_DATA),
+            (vec![2, 0], UNSUPPORTED_DATA),
             (Vec::new(), INVALID_PAYLOAD),
+            (trailing_garbage, INVALID_PAYLOAD),
+            (vec![3, 0xff], INVALID_PAYLOAD),
+            (vec![0xff, 0xff, 0xff], INVALID_PAYLOAD),
+            (bad_awareness.to_vec(), INVALID_PAYLOAD),
         ] {
             let mut p = YjsProtocol::default();
             match actions(&mut p, &frame).as_slice() {
-                [Action::Close { code: c, .. }] => assert_eq!(*c, code, "{frame:?}"),
+                [Action::Close { code: c, reason }] => {
+                    assert_eq!(*c, code, "{frame:?}");
+                    // Only an empty frame is called empty.
+                    assert_eq!(
+                        frame.is_empty(),
+                        reason == "empty binary frame",
+                        "{frame:?}"
+                    );
+                }
                 other => panic!("{frame:?}: {other:?}"),
             }
         }

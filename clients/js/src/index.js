@@ -5,6 +5,9 @@
 // In Node (before 22) pass a WebSocket constructor, e.g. the `ws` package.
 
 import * as Y from 'yjs'
+import {
+  applyAwarenessUpdate, checkAwareness, encodeAwarenessUpdate, removeRemoteStates
+} from './awareness.js'
 
 /** The only protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1
@@ -152,6 +155,10 @@ function hasStructsBeyond (doc, sv) {
  *             message of the server, a fatal close (1008, 1009), or a
  *             problem the client detected (`sequence_gap`, `bad_frame`,
  *             `apply_failed`, `connect_failed`)
+ *
+ * With an `awareness` (a y-protocols `Awareness` of the same doc), presence
+ * is exchanged too: local changes go to the server as `awareness` messages,
+ * those of the others are applied with this client as origin.
  */
 export class CollabClient extends Emitter {
   /**
@@ -165,6 +172,8 @@ export class CollabClient extends Emitter {
    * @param {{initialMs?: number, maxMs?: number}} [options.backoff] reconnect delays
    * @param {boolean} [options.connect=true] connect right away (on the next
    *   microtask, so listeners added right after construction see every event)
+   * @param {object} [options.awareness] a y-protocols `Awareness` bound to
+   *   `doc` (or any object with its API): presence is synced through the server
    */
   constructor (options) {
     super()
@@ -175,7 +184,8 @@ export class CollabClient extends Emitter {
       clientId = randomClientId(),
       WebSocket = globalThis.WebSocket,
       backoff = {},
-      connect = true
+      connect = true,
+      awareness = null
     } = options ?? {}
     if (typeof url !== 'string' || url === '') throw new TypeError('CollabClient: `url` must be a non-empty string')
     if (typeof documentId !== 'string' || documentId === '') throw new TypeError('CollabClient: `documentId` must be a non-empty string')
@@ -186,6 +196,7 @@ export class CollabClient extends Emitter {
     if (typeof WebSocket !== 'function') {
       throw new TypeError('CollabClient: no WebSocket constructor; pass one as `WebSocket` (in Node < 22: `import WebSocket from "ws"`)')
     }
+    if (awareness !== null) checkAwareness(awareness, doc)
     this.doc = doc
     this.documentId = documentId
     this.clientId = clientId
@@ -196,11 +207,14 @@ export class CollabClient extends Emitter {
       maxMs: backoff.maxMs ?? 5000
     }
 
+    /** The y-protocols `Awareness` kept in sync, or `null`. */
+    this.awareness = awareness
+
     // Persisted across reconnects within this instance.
     this._nextOpId = 1
     /** @type {{id: number, update: Uint8Array}[]} ops not yet acked, in order */
     this._pending = []
-    this._everSent = false
+    this._welcomed = false
     this._lastSeenServerSeq = null
     this._epoch = null
 
@@ -222,6 +236,13 @@ export class CollabClient extends Emitter {
       if (this._session && this._session.ready) this._sendOp(op)
     }
     doc.on('update', this._onDocUpdate)
+
+    this._onAwarenessUpdate = ({ added, updated, removed }, origin) => {
+      // What came from the server (origin this) is not sent back.
+      if (origin === this || this._destroyed) return
+      this._sendAwareness(added.concat(updated, removed))
+    }
+    if (awareness) awareness.on('update', this._onAwarenessUpdate)
 
     if (connect) {
       // Connect on the next microtask, so listeners attached right after
@@ -253,19 +274,26 @@ export class CollabClient extends Emitter {
     this._open()
   }
 
-  /** Closes the connection and stops reconnecting; local edits keep queueing. */
+  /**
+   * Closes the connection and stops reconnecting; local edits keep queueing.
+   * With an awareness, the local state is withdrawn for the others first
+   * (it stays in the local Awareness and is sent again on `connect()`), and
+   * the states of the others are removed locally.
+   */
   disconnect () {
     this._wantConnected = false
     this._clearTimer()
+    this._withdrawAwareness()
     this._detach(CloseCode.NORMAL, 'client disconnect')
   }
 
-  /** Disconnects for good and unbinds the document. */
+  /** Disconnects for good and unbinds the document (and the awareness). */
   destroy () {
     if (this._destroyed) return
     this.disconnect()
     this._destroyed = true
     this.doc.off('update', this._onDocUpdate)
+    if (this.awareness) this.awareness.off('update', this._onAwarenessUpdate)
     this.removeAllListeners()
   }
 
@@ -335,13 +363,11 @@ export class CollabClient extends Emitter {
     } catch (_) {
       // Already closing, or the implementation refuses the code: nothing to do.
     }
-    this._setSynced(false)
-    this._setStatus('disconnected')
+    this._connectionLost()
   }
 
   _onClosed (code, reason) {
-    this._setSynced(false)
-    this._setStatus('disconnected')
+    this._connectionLost()
     if (!this._wantConnected || this._destroyed) return
     if (FATAL_CLOSE_CODES.has(code)) {
       // Retrying would fail the same way; the application decides (connect()).
@@ -354,6 +380,14 @@ export class CollabClient extends Emitter {
       return
     }
     this._scheduleReconnect()
+  }
+
+  _connectionLost () {
+    // Presence of the others is only known while connected; the server sends
+    // the current states again after the next welcome.
+    if (this.awareness) removeRemoteStates(this.awareness, this)
+    this._setSynced(false)
+    this._setStatus('disconnected')
   }
 
   _scheduleReconnect () {
@@ -382,9 +416,60 @@ export class CollabClient extends Emitter {
   }
 
   _sendOp (op) {
-    if (this._send({ type: 'op', client_op_id: op.id, update: toBase64(op.update) })) {
-      this._everSent = true
+    this._send({ type: 'op', client_op_id: op.id, update: toBase64(op.update) })
+  }
+
+  /** Sends the awareness states of `clients`, once the server welcomed this connection. */
+  _sendAwareness (clients) {
+    if (!this.awareness || clients.length === 0 || !this._session || !this._session.welcome) return
+    this._send({ type: 'awareness', update: toBase64(encodeAwarenessUpdate(this.awareness, clients)) })
+  }
+
+  /**
+   * Tells the others that this client's presence is gone: its state as
+   * `null` under a raised clock. The local Awareness keeps its state.
+   */
+  _withdrawAwareness () {
+    const awareness = this.awareness
+    if (!awareness || !this._session || !this._session.welcome || awareness.getLocalState() === null) return
+    const id = awareness.clientID
+    const meta = awareness.meta.get(id)
+    awareness.meta.set(id, { clock: meta.clock + 1, lastUpdated: Date.now() })
+    this._send({ type: 'awareness', update: toBase64(encodeAwarenessUpdate(awareness, [id], new Map())) })
+  }
+
+  /** After a welcome: publishes the local state (under a new clock, so everyone takes it). */
+  _announceAwareness () {
+    const awareness = this.awareness
+    if (!awareness) return
+    const state = awareness.getLocalState()
+    if (state === null) return
+    // The others may have seen this state removed under the next clock (the
+    // server announces the removal of a lost connection's states with
+    // clock + 1), and take a state only under a higher clock than the one
+    // they know: skip one. setLocalState raises the clock once more and
+    // emits `update`, which sends the state.
+    const id = awareness.clientID
+    const meta = awareness.meta.get(id)
+    if (meta) awareness.meta.set(id, { clock: meta.clock + 1, lastUpdated: meta.lastUpdated })
+    awareness.setLocalState(state)
+  }
+
+  _onAwareness (msg) {
+    if (!this.awareness || !this._session || !this._session.welcome) return
+    if (typeof msg.update !== 'string') {
+      this.emit('error', { code: 'bad_frame', message: 'awareness message without an update' })
+      return
     }
+    let reassert
+    try {
+      reassert = applyAwarenessUpdate(this.awareness, fromBase64(msg.update), this)
+    } catch (e) {
+      this.emit('error', { code: 'apply_failed', message: `cannot apply an awareness update: ${e && e.message ? e.message : e}` })
+      return
+    }
+    // Someone removed this client's state while it still has one.
+    if (reassert) this._sendAwareness([this.awareness.clientID])
   }
 
   _flushPending () {
@@ -438,6 +523,7 @@ export class CollabClient extends Emitter {
       case 'op': return this._onOp(msg)
       case 'ack': return this._onAck(msg)
       case 'error': return this._onError(msg)
+      case 'awareness': return this._onAwareness(msg)
       default: // unknown message types are ignored (forward compatibility)
     }
   }
@@ -453,11 +539,14 @@ export class CollabClient extends Emitter {
     this._attempt = 0
 
     const accepted = typeof msg.last_client_op_id === 'number' ? msg.last_client_op_id : null
+    const first = !this._welcomed
+    this._welcomed = true
     if (accepted !== null) {
-      if (!this._everSent) {
-        // Nothing of this instance reached the server, so what it knows of
-        // this client_id comes from an earlier instance (a reused clientId):
-        // renumber the queue above it instead of treating it as accepted.
+      if (first) {
+        // This instance has sent nothing yet (ops are sent only after a
+        // welcome), so what the server knows of this client_id comes from an
+        // earlier instance (a reused clientId): number the queue above it
+        // instead of taking it as accepted.
         let id = Math.max(this._nextOpId, accepted + 1)
         if (this._pending.length > 0 && this._pending[0].id <= accepted) {
           id = accepted + 1
@@ -465,12 +554,16 @@ export class CollabClient extends Emitter {
         }
         this._nextOpId = Math.max(this._nextOpId, id)
       } else {
+        // The server accepted exactly the ops up to last_client_op_id (it
+        // refuses every op after a refused one), so the others are resent
+        // under their own numbers.
         this._pending = this._pending.filter((op) => op.id > accepted)
         this._nextOpId = Math.max(this._nextOpId, accepted + 1)
       }
     }
 
     this._setStatus('connected')
+    this._announceAwareness()
     if (msg.recovery === 'snapshot') {
       s.awaitingSnapshot = true
       return
@@ -552,15 +645,13 @@ export class CollabClient extends Emitter {
       // The server will never accept these bytes.
       this._removePending(error.client_op_id)
     } else if (msg.code === 'unavailable') {
-      // Not committed. Resent under the same number after a later op was
-      // accepted, it would look like a duplicate and be dropped; so it and
-      // every pending op after it get new numbers (order kept), and they are
-      // sent again on a new connection after a back-off. At worst an op that
-      // did commit is logged twice, which Yjs ignores.
-      const i = this._pending.findIndex((op) => op.id === error.client_op_id)
-      if (i !== -1) {
-        for (const op of this._pending.slice(i)) op.id = this._nextOpId++
-      }
+      // Not committed (or not known to be). The server refuses every later
+      // op of this connection and closes it (1013), so no later op can be
+      // accepted before this one. The ops keep their numbers: after the
+      // reconnect, those up to welcome.last_client_op_id are exactly the
+      // accepted ones, the others are resent in order. Closing right away
+      // (instead of waiting for the server's close) sends nothing more into
+      // a connection that refuses it.
       if (this._ws) {
         this._detach(CLIENT_RESYNC_CLOSE, 'op unavailable; reconnecting')
         this._attempt = Math.max(this._attempt, 1)

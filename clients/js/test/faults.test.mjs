@@ -27,17 +27,18 @@ async function inject (documentId, fault) {
   assert.equal(response.status, 200, `POST ${url}: ${body}`)
 }
 
-test('ops whose commit failed are resent under new numbers and nothing is lost', { timeout: 20000 }, async () => {
+test('ops whose commit failed are resent under their own numbers and nothing is lost', { timeout: 20000 }, async () => {
   const id = uniqueDocId('failed-commit')
-  const a = clients.open(server.url, id, { clientId: 'writer-fail' })
+  const tracked = trackingWebSocket()
+  const a = clients.open(server.url, id, { clientId: 'writer-fail', WebSocket: tracked.WebSocket })
   const b = clients.open(server.url, id)
   await waitSynced(a, b)
   a.insert('start;')
   await waitConverged([a, b], (t) => t === 'start;')
 
   await inject(id, 'fail-commits?count=1')
-  // The first of these commits fails; the others may be accepted on the
-  // same connection right after it.
+  // The first of these commits fails; the server refuses every later op of
+  // the session and closes it; the client resends them on a new connection.
   const pieces = ['<1>', '<2>', '<3>', '<4>']
   for (const p of pieces) a.insert(p)
 
@@ -46,11 +47,11 @@ test('ops whose commit failed are resent under new numbers and nothing is lost',
   assert.equal(text, `start;${pieces.join('')}`)
   for (const p of pieces) assert.equal(occurrences(text, p), 1)
   assert.ok(a.errors.every((e) => e.code === 'unavailable' && typeof e.client_op_id === 'number'), JSON.stringify(a.errors))
+  assert.ok(tracked.sockets.length >= 2, 'the client reconnected')
 
-  // The log has the whole text; no (client_id, client_op_id) twice.
+  // Every op logged once, under the number it was first sent with.
   const log = await readOpLog(server.url, id)
-  const keys = opKeys(log)
-  assert.equal(new Set(keys).size, keys.length, `${keys}`)
+  assert.deepEqual(opKeys(log), ['writer-fail#1', 'writer-fail#2', 'writer-fail#3', 'writer-fail#4', 'writer-fail#5'])
   assert.equal(textFromLog(log), text)
   // A newcomer sees the same.
   const c = clients.open(server.url, id)
@@ -58,15 +59,16 @@ test('ops whose commit failed are resent under new numbers and nothing is lost',
   assert.equal(c.str, text)
 })
 
-test('an op refused after a failed commit is not mistaken for a duplicate once a later op is accepted', { timeout: 20000 }, async () => {
-  // The server keeps the session open after a failed commit, so an op sent
-  // before the client heard of the failure can be accepted with a higher
-  // client_op_id; resent under its old number, the failed op would then be
-  // answered as a duplicate (or dropped as covered by last_client_op_id).
-  const id = uniqueDocId('failed-then-accepted')
+test('after a refused op the server refuses the later ops of the session and closes it with 1013; the client resends them in order', { timeout: 20000 }, async () => {
+  // The errors are held back by a proxy, so the client keeps sending after
+  // the refused op: the later op must be refused too (if it were accepted,
+  // the refused op, resent under its lower number, would be taken for a
+  // duplicate and lost).
+  const id = uniqueDocId('refused-then-later')
   const proxy = await WsProxy.start(server.url)
   proxies.push(proxy)
-  const a = clients.open(proxy.url, id, { clientId: 'writer-late-error' })
+  const tracked = trackingWebSocket()
+  const a = clients.open(proxy.url, id, { clientId: 'writer-late-error', WebSocket: tracked.WebSocket })
   const b = clients.open(server.url, id)
   await waitSynced(a, b)
   a.insert('start;')
@@ -78,21 +80,45 @@ test('an op refused after a failed commit is not mistaken for a duplicate once a
     return [msg]
   }
   await inject(id, 'fail-commits?count=1')
-  a.insert('<lost?>') // op 2: its commit fails; the error is held back
+  a.insert('<refused>') // op 2: its commit fails; the error is held back
   await waitFor(() => held.length === 1, { what: 'the unavailable error' })
-  assert.equal(held[0].code, 'unavailable')
-  assert.equal(held[0].client_op_id, 2)
-  a.insert('<later>') // op 3: accepted on the same connection
-  await waitFor(() => a.client.pendingCount === 1 && a.client.lastSeenServerSeq === 2, { what: 'op 3 acked', describe: () => `pending ${a.client.pendingCount}, seq ${a.client.lastSeenServerSeq}` })
-
+  a.insert('<later>') // op 3: refused as well, the connection closes
+  await waitFor(() => tracked.closeCodes.length >= 1, { what: 'the server to close the connection' })
+  assert.deepEqual(tracked.closeCodes.slice(0, 1), [1013])
+  assert.deepEqual(held.map((m) => [m.code, m.client_op_id]).slice(0, 1), [['unavailable', 2]])
+  assert.ok(held.every((m) => m.code === 'unavailable'), JSON.stringify(held))
   proxy.toClient = (msg) => [msg]
-  proxy.sendToClients(held[0])
-  const text = await waitConverged([a, b], (t) => t.includes('<lost?>') && t.includes('<later>'))
-  assert.equal(text, 'start;<lost?><later>')
+
+  const text = await waitConverged([a, b], (t) => t.includes('<refused>') && t.includes('<later>'))
+  assert.equal(text, 'start;<refused><later>')
   const log = await readOpLog(server.url, id)
   assert.equal(textFromLog(log), text)
-  // Ops 1 and 3 as sent first, the refused op 2 again under a new number.
-  assert.deepEqual(opKeys(log), ['writer-late-error#1', 'writer-late-error#3', 'writer-late-error#4'])
+  // Resent under their own numbers, in order.
+  assert.deepEqual(opKeys(log), ['writer-late-error#1', 'writer-late-error#2', 'writer-late-error#3'])
+})
+
+test('ops of a commit that landed but was reported failed are not logged twice', { timeout: 20000 }, async () => {
+  // when=after: the commit reaches the database, the server answers
+  // `unavailable` anyway (as when the connection drops during COMMIT).
+  // Renumbered and resent, those ops would be logged a second time.
+  const id = uniqueDocId('ambiguous-commit')
+  const a = clients.open(server.url, id, { clientId: 'writer-ambiguous' })
+  const b = clients.open(server.url, id)
+  await waitSynced(a, b)
+  a.insert('start;')
+  await waitConverged([a, b], (t) => t === 'start;')
+
+  await inject(id, 'fail-commits?count=1&when=after')
+  const pieces = ['<1>', '<2>', '<3>']
+  for (const p of pieces) a.insert(p)
+  await waitFor(() => a.errors.some((e) => e.code === 'unavailable'), { what: 'the unavailable error' })
+  const text = await waitConverged([a, b], (t) => pieces.every((p) => t.includes(p)))
+  assert.equal(text, `start;${pieces.join('')}`)
+
+  const log = await readOpLog(server.url, id)
+  const keys = opKeys(log)
+  assert.deepEqual(keys, ['writer-ambiguous#1', 'writer-ambiguous#2', 'writer-ambiguous#3', 'writer-ambiguous#4'])
+  assert.equal(textFromLog(log), text)
 })
 
 test('a document panic does not lose edits', { timeout: 20000 }, async () => {

@@ -59,7 +59,7 @@ export class Clients {
 
   /** A client with its own Y.Doc on `documentId` of the server at `url`. */
   open (url, documentId, options = {}) {
-    const doc = new Y.Doc()
+    const doc = options.doc ?? new Y.Doc()
     const text = doc.getText(TEXT)
     const events = []
     const errors = []

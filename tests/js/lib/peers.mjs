@@ -1,0 +1,225 @@
+// Clients of the conformance suite: y-websocket providers, native
+// CollabClients and raw sockets, each on its own Y.Doc, plus condition
+// waits. Everything opened through a `Peers` is closed by `closeAll()`.
+
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { Awareness } from 'y-protocols/awareness'
+import { CollabClient } from '@collab-engine/client'
+
+/** The shared text every test edits. */
+export const TEXT = 'content'
+
+let docCounter = 0
+/** A document id unique within the run (1–128 of A–Z a–z 0–9 . _ -). */
+export function uniqueDocId (prefix) {
+  return `${prefix}-${process.pid}-${++docCounter}-${Date.now().toString(36)}`
+}
+
+export function sleep (ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * Polls `condition` until it returns a truthy value (returned) or `timeout`
+ * ms pass; `describe()` explains the state in the failure message.
+ */
+export async function waitFor (condition, { timeout = 10000, what = 'condition', describe } = {}) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const value = await condition()
+    if (value) return value
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`)
+    }
+    await sleep(10)
+  }
+}
+
+/** A `ws` WebSocket class that remembers the close codes its instances saw. */
+export function trackingWebSocket () {
+  const closeCodes = []
+  const sockets = []
+  class TrackedWebSocket extends WebSocket {
+    constructor (...args) {
+      super(...args)
+      sockets.push(this)
+      this.on('close', (code) => closeCodes.push(code))
+    }
+  }
+  return { WebSocket: TrackedWebSocket, closeCodes, sockets }
+}
+
+function short (text, max = 120) {
+  return text.length > max ? `${JSON.stringify(text.slice(0, max))}… (${text.length} chars)` : JSON.stringify(text)
+}
+
+export class Peers {
+  constructor () {
+    this.all = []
+  }
+
+  /**
+   * A y-websocket provider on `documentId` of `server` (its own Y.Doc).
+   * BroadcastChannel is off: providers of one process would otherwise sync
+   * with each other without the server.
+   */
+  provider (server, documentId, options = {}) {
+    const doc = options.doc ?? new Y.Doc()
+    const tracked = trackingWebSocket()
+    const provider = new WebsocketProvider(server.yjsUrl, documentId, doc, {
+      WebSocketPolyfill: tracked.WebSocket,
+      disableBc: true,
+      maxBackoffTime: 200,
+      ...options.providerOptions
+    })
+    const statuses = []
+    provider.on('status', (e) => statuses.push(e.status))
+    const peer = {
+      kind: 'y-websocket',
+      doc,
+      text: doc.getText(TEXT),
+      provider,
+      awareness: provider.awareness,
+      statuses,
+      closeCodes: tracked.closeCodes,
+      sockets: tracked.sockets,
+      get str () { return this.text.toString() },
+      get synced () { return provider.synced && provider.wsconnected },
+      get pending () { return 0 },
+      get connectionCount () { return tracked.sockets.length },
+      describe () { return `y-websocket ${short(this.str)} (synced ${provider.synced}, connected ${provider.wsconnected}, closes ${tracked.closeCodes.join(',')})` },
+      destroy () {
+        provider.destroy()
+        // The provider does not stop its Awareness (whose timer would keep
+        // the process alive).
+        provider.awareness.destroy()
+      }
+    }
+    this.all.push(peer)
+    return peer
+  }
+
+  /** A native CollabClient on `documentId` of `server`; `awareness: true` binds a new Awareness. */
+  native (server, documentId, options = {}) {
+    const doc = options.doc ?? new Y.Doc()
+    const awareness = options.awareness === true ? new Awareness(doc) : (options.awareness ?? null)
+    const tracked = trackingWebSocket()
+    const errors = []
+    const client = new CollabClient({
+      url: options.url ?? server.url,
+      documentId,
+      doc,
+      WebSocket: tracked.WebSocket,
+      backoff: { initialMs: 20, maxMs: 200 },
+      awareness,
+      ...(options.clientId ? { clientId: options.clientId } : {})
+    })
+    client.on('error', (e) => errors.push(e))
+    const peer = {
+      kind: 'native',
+      doc,
+      text: doc.getText(TEXT),
+      client,
+      awareness,
+      errors,
+      closeCodes: tracked.closeCodes,
+      sockets: tracked.sockets,
+      get str () { return this.text.toString() },
+      get synced () { return client.synced },
+      get pending () { return client.pendingCount },
+      describe () { return `native ${short(this.str)} (${client.status}, synced ${client.synced}, pending ${client.pendingCount}, errors ${JSON.stringify(errors.slice(-3))})` },
+      destroy () {
+        client.destroy()
+        if (awareness && options.awareness === true) awareness.destroy()
+      }
+    }
+    this.all.push(peer)
+    return peer
+  }
+
+  /** Registers something with a `destroy()` (or `close()`) to be closed by `closeAll()`. */
+  track (thing) {
+    this.all.push(thing)
+    return thing
+  }
+
+  closeAll () {
+    for (const peer of this.all.splice(0)) {
+      try {
+        if (typeof peer.destroy === 'function') peer.destroy()
+        else if (typeof peer.terminate === 'function') peer.terminate()
+      } catch (_) {}
+    }
+  }
+}
+
+/** Waits until every peer is connected and caught up. */
+export async function waitSynced (peers, timeout = 10000) {
+  await waitFor(() => peers.every((p) => p.synced), {
+    timeout,
+    what: 'every peer to be synced',
+    describe: () => peers.map((p) => p.describe()).join(' / ')
+  })
+}
+
+/** Waits until every peer is synced, has nothing pending and the same text, and `check(text)` holds. */
+export async function waitConverged (peers, check = () => true, timeout = 10000) {
+  await waitFor(() => {
+    const first = peers[0].str
+    return peers.every((p) => p.synced && p.pending === 0 && p.str === first) && check(first)
+  }, {
+    timeout,
+    what: 'convergence',
+    describe: () => peers.map((p) => p.describe()).join(' / ')
+  })
+  return peers[0].str
+}
+
+export function occurrences (haystack, needle) {
+  let n = 0
+  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + 1)) n++
+  return n
+}
+
+/**
+ * Reads a document's whole op log through the native protocol (a hello
+ * with `last_seen_server_seq: 0` replays every op). Returns the ops and the
+ * welcome.
+ */
+export function readOpLog (server, documentId, timeout = 10000) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${server.url}/ws/${documentId}`)
+    const ops = []
+    let welcome = null
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
+    const done = (result, error) => {
+      clearTimeout(timer)
+      ws.close()
+      if (error) reject(error)
+      else resolve(result)
+    }
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString())
+      if (msg.type === 'welcome') {
+        welcome = msg
+        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
+      } else if (msg.type === 'op') {
+        ops.push(msg)
+      } else if (msg.type !== 'awareness') {
+        return done(null, new Error(`unexpected ${data}`))
+      }
+      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
+    })
+    ws.on('error', (e) => done(null, e))
+  })
+}
+
+/** The text a list of logged ops builds. */
+export function textFromLog (log) {
+  const doc = new Y.Doc()
+  for (const op of log.ops) Y.applyUpdate(doc, Buffer.from(op.update, 'base64'))
+  return doc.getText(TEXT).toString()
+}
