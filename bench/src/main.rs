@@ -1,1 +1,270 @@
-fn main() {}
+//! `collab-bench`: load generator for Collab-Engine and the servers it is
+//! compared with (y-websocket, Hocuspocus, a bare relay).
+//!
+//! Everything runs on one thread (a tokio current-thread runtime): the
+//! generator is meant to be pinned to one core with `taskset`, next to the
+//! server under test on the other. Results go to stdout (a table, or JSON
+//! lines with `--json`); diagnostics go to stderr through `log`
+//! (`RUST_LOG=info` by default).
+
+mod conn;
+mod hocuspocus;
+mod ops;
+mod procfs;
+mod protocol;
+mod relay;
+mod report;
+mod varint;
+mod w1;
+mod w2;
+mod ws;
+mod yupdate;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::procfs::Pid;
+use crate::protocol::Protocol;
+use crate::report::Row;
+use crate::ws::WsUrl;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Load generator for Collab-Engine and the servers it is compared with"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bare relay: forwards every message to every other connection on the
+    /// same path (the upper bound a server can reach on this machine).
+    Relay {
+        #[arg(long, default_value_t = 9001)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// W1 hot document: N clients on one document, offered rate ramped.
+    W1(W1Args),
+    /// W2 many documents: idle memory per loaded and per unloaded document.
+    W2(W2Args),
+    /// Prints the tables of JSON-lines results files.
+    Table {
+        /// Files written with `--json`.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// Server URL. native: ws://HOST:PORT (then /ws/DOC); yjs: the prefix
+    /// before /DOC (Collab-Engine: ws://HOST:PORT/yjs, y-websocket server:
+    /// ws://HOST:PORT); hocuspocus: the URL as is; raw: prefix before /DOC.
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_enum)]
+    protocol: Protocol,
+    /// Server process to measure (CPU seconds, RSS) from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Name of the server in the report (default: the protocol).
+    #[arg(long)]
+    label: Option<String>,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct W1Args {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Offered total rates in ops/s, one step each.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,5000,10000,20000"
+    )]
+    rates: Vec<u64>,
+    /// Length of the send phase of each step.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Document name prefix (a fresh `PREFIX-RATE-RANDOM` per step).
+    #[arg(long, default_value = "w1")]
+    doc: String,
+    /// Receivers that decode and measure latency (default: all up to
+    /// 5,000 ops/s, 5 above).
+    #[arg(long)]
+    sample_receivers: Option<usize>,
+    /// How long to wait for in-flight deliveries after sending.
+    #[arg(long, default_value_t = 5.0)]
+    drain_secs: f64,
+}
+
+#[derive(Args)]
+struct W2Args {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long, default_value_t = 1000)]
+    documents: usize,
+    #[arg(long, default_value_t = 2)]
+    clients_per_doc: usize,
+    /// Documents set up concurrently.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Wait after all documents are synced before reading the loaded RSS.
+    #[arg(long, default_value_t = 2.0)]
+    settle_secs: f64,
+    /// Longest wait for the server to unload the documents after the clients left.
+    #[arg(long, default_value_t = 20.0)]
+    unload_wait_secs: f64,
+    /// Shortest wait after the clients left (at least the server's idle delay).
+    #[arg(long, default_value_t = 5.0)]
+    unload_min_secs: f64,
+    /// The server never unloads documents: report n/a, do not wait.
+    #[arg(long)]
+    no_unload: bool,
+    #[arg(long, default_value_t = 30.0)]
+    sync_timeout_secs: f64,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("collab-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("collab-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Relay { port, host } => relay::serve(&host, port)
+            .await
+            .map_err(|e| format!("relay: {e}")),
+        Command::W1(args) => run_w1(args).await,
+        Command::W2(args) => run_w2(args).await,
+        Command::Table { files } => print_files(&files),
+    }
+}
+
+async fn run_w1(args: W1Args) -> Result<(), String> {
+    let t = &args.target;
+    let opts = w1::W1Options {
+        url: WsUrl::parse(&t.url)?,
+        protocol: t.protocol,
+        clients: args.clients,
+        seconds: args.seconds,
+        doc_prefix: args.doc.clone(),
+        server: t.server_pid.map(Pid::Other),
+        sample_receivers: args.sample_receivers,
+        drain_secs: args.drain_secs,
+        label: label(t),
+    };
+    let json = t.json;
+    let mut rows = Vec::new();
+    let result = w1::run(&opts, &args.rates, |row| {
+        let row = Row::W1(Box::new(row));
+        if json {
+            emit_json(&row);
+        } else {
+            // Progress while the steps run; the full table comes at the end.
+            log::info!(
+                "step done: {}",
+                serde_json::to_string(&row).unwrap_or_default()
+            );
+        }
+        rows.push(row);
+    })
+    .await;
+    if !json {
+        emit_tables(&rows);
+    }
+    result
+}
+
+async fn run_w2(args: W2Args) -> Result<(), String> {
+    let t = &args.target;
+    let pid = t
+        .server_pid
+        .ok_or("w2 needs --server-pid (it measures the server's memory)")?;
+    let opts = w2::W2Options {
+        url: WsUrl::parse(&t.url)?,
+        protocol: t.protocol,
+        documents: args.documents,
+        clients_per_doc: args.clients_per_doc,
+        server: Pid::Other(pid),
+        concurrency: args.concurrency,
+        settle_secs: args.settle_secs,
+        unload_wait_secs: (!args.no_unload).then_some(args.unload_wait_secs),
+        unload_min_secs: args.unload_min_secs,
+        sync_timeout_secs: args.sync_timeout_secs,
+        label: label(t),
+    };
+    let row = Row::W2(Box::new(w2::run(&opts).await?));
+    if t.json {
+        emit_json(&row);
+    } else {
+        emit_tables(&[row]);
+    }
+    Ok(())
+}
+
+fn label(t: &Target) -> String {
+    t.label
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", t.protocol).to_lowercase())
+}
+
+fn emit_json(row: &Row) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = report::print_json(&mut out, row).and_then(|()| out.flush()) {
+        log::error!("cannot write to stdout: {e}");
+    }
+}
+
+fn emit_tables(rows: &[Row]) {
+    if let Err(e) = report::print_tables(&mut std::io::stdout().lock(), rows) {
+        log::error!("cannot write to stdout: {e}");
+    }
+}
+
+fn print_files(files: &[PathBuf]) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let row: Row = serde_json::from_str(line)
+                .map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))?;
+            rows.push(row);
+        }
+    }
+    emit_tables(&rows);
+    Ok(())
+}
