@@ -24,6 +24,25 @@ use crate::metrics::Metrics;
 use crate::protocol::close_code;
 use crate::store::Store;
 
+/// How long after an unload the freed memory is handed back to the OS.
+const RELEASE_DELAY: Duration = Duration::from_secs(2);
+
+/// Returns freed heap memory to the OS. glibc's allocator keeps freed memory
+/// mapped for reuse, so without this an unloaded document's memory would
+/// stay in the process's RSS (reused by the next documents, but never
+/// returned). Runs on a blocking thread: trimming a large heap takes a few
+/// milliseconds.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    actix_web::rt::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only walks and trims the allocator's own
+        // arenas under their locks; it has no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
+}
+
 /// A session announces itself (for shutdown and statistics).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -119,6 +138,8 @@ pub struct SessionManager {
     next_instance: u64,
     /// Set by [`Shutdown`]: no new joins.
     shutting_down: bool,
+    /// A memory release is scheduled (see [`release_memory`]).
+    release_scheduled: bool,
 }
 
 impl SessionManager {
@@ -132,6 +153,7 @@ impl SessionManager {
             failed_until: HashMap::new(),
             next_instance: 0,
             shutting_down: false,
+            release_scheduled: false,
         }
     }
 
@@ -226,7 +248,7 @@ impl Handler<Join> for SessionManager {
 impl Handler<UnloadRequest> for SessionManager {
     type Result = ();
 
-    fn handle(&mut self, msg: UnloadRequest, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: UnloadRequest, ctx: &mut Context<Self>) {
         let Some(entry) = self.documents.get(&msg.document_id) else {
             return;
         };
@@ -242,6 +264,15 @@ impl Handler<UnloadRequest> for SessionManager {
         }
         if let Some(entry) = self.documents.remove(&msg.document_id) {
             entry.addr.do_send(Unload);
+            // Once the documents unloading now are gone, give their memory
+            // back to the OS (one release for a whole wave of unloads).
+            if !self.release_scheduled {
+                self.release_scheduled = true;
+                ctx.run_later(RELEASE_DELAY, |act, _ctx| {
+                    act.release_scheduled = false;
+                    release_memory();
+                });
+            }
         }
         if let Some(failed_for) = msg.failed_for {
             self.failed_until.retain(|_, until| *until > Instant::now());

@@ -91,6 +91,7 @@ impl Application {
                 .route("/ready", web::get().to(ready))
                 .configure(mounted.configure())
         })
+        .on_connect(crate::engine::tcp_nodelay)
         .disable_signals()
         .shutdown_timeout(HTTP_GRACE.as_secs());
         if settings.server.workers > 0 {

@@ -91,6 +91,9 @@ impl Store {
                     .synchronous(synchronous)
                     .busy_timeout(busy_timeout)
                     .foreign_keys(true)
+                    // 1 MiB of page cache per connection instead of 2: the
+                    // op log is read sequentially, once per load.
+                    .pragma("cache_size", "-1024")
             });
         } else {
             let synchronous_commit = match durability {
