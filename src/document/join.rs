@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::state::{CommittedOp, LoggedOp, RecoveryPlan, SessionId};
 use super::{DocumentActor, JoinDocument, JoinError, MarkState, Phase, Subscriber};
-use crate::events::{Backlog, CatchUp, SessionEvent, Welcome};
+use crate::events::{CatchUp, SessionEvent, Welcome};
 use crate::sessions::JoinMode;
 use crate::store::StoreError;
 
@@ -62,30 +62,17 @@ impl DocumentActor {
             JoinMode::Yjs => {
                 // y-websocket: the state vector now, the difference when the
                 // client sends its own sync step 1.
-                let state_vector = state.state_vector_v1();
+                let catch_up = CatchUp::StateVector {
+                    state_vector: state.state_vector_v1(),
+                };
                 let last_client_op_id = state.client_joined(&msg.client_id, None);
-                self.subscribers.insert(
-                    msg.session_id,
-                    Subscriber {
-                        client_id: msg.client_id,
-                        recipient: msg.recipient,
-                        held: None,
-                        mark: MarkState::Known,
-                        refused: false,
-                        backlog: Backlog::default(),
-                    },
-                );
                 let welcome = Welcome {
                     document_id,
                     epoch,
                     server_seq: head,
                     last_client_op_id,
                 };
-                return Box::pin(fut::ready(self.complete_join(
-                    msg.session_id,
-                    welcome,
-                    CatchUp::StateVector { state_vector },
-                )));
+                return Box::pin(fut::ready(self.join_now(msg, welcome, catch_up)));
             }
         };
         let plan = state.plan_recovery(last_seen, claimed_epoch, max_replay_ops);
@@ -104,28 +91,13 @@ impl DocumentActor {
                 },
                 _ => CatchUp::Replay { ops: Vec::new() },
             };
-            self.subscribers.insert(
-                msg.session_id,
-                Subscriber {
-                    client_id: msg.client_id,
-                    recipient: msg.recipient,
-                    held: None,
-                    mark: MarkState::Known,
-                    refused: false,
-                    backlog: Backlog::default(),
-                },
-            );
             let welcome = Welcome {
                 document_id,
                 epoch,
                 server_seq: head,
                 last_client_op_id,
             };
-            return Box::pin(fut::ready(self.complete_join(
-                msg.session_id,
-                welcome,
-                catch_up,
-            )));
+            return Box::pin(fut::ready(self.join_now(msg, welcome, catch_up)));
         }
 
         // Slow path: read the client's mark and/or the missing ops from the
@@ -134,20 +106,14 @@ impl DocumentActor {
         if knows_client {
             state.client_joined(&msg.client_id, None);
         }
+        let mark = if knows_client {
+            MarkState::Known
+        } else {
+            MarkState::Unknown
+        };
         self.subscribers.insert(
             msg.session_id,
-            Subscriber {
-                client_id: msg.client_id.clone(),
-                recipient: msg.recipient,
-                held: Some(Vec::new()),
-                mark: if knows_client {
-                    MarkState::Known
-                } else {
-                    MarkState::Unknown
-                },
-                refused: false,
-                backlog: Backlog::default(),
-            },
+            Subscriber::new(msg.client_id.clone(), msg.recipient, mark, true),
         );
         let store = self.store.clone();
         let client_id = msg.client_id.clone();
@@ -276,6 +242,21 @@ impl DocumentActor {
             last_client_op_id,
         };
         self.complete_join(session_id, welcome, catch_up)
+    }
+
+    /// Joins a session whose catch-up is entirely in memory (its client's
+    /// mark already counted): subscribe it, send welcome and catch-up.
+    fn join_now(
+        &mut self,
+        msg: JoinDocument,
+        welcome: Welcome,
+        catch_up: CatchUp,
+    ) -> Result<(), JoinError> {
+        self.subscribers.insert(
+            msg.session_id,
+            Subscriber::new(msg.client_id, msg.recipient, MarkState::Known, false),
+        );
+        self.complete_join(msg.session_id, welcome, catch_up)
     }
 
     /// Sends the welcome and catch-up, then whatever was held meanwhile.

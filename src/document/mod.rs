@@ -195,6 +195,26 @@ struct Subscriber {
     refused: bool,
 }
 
+impl Subscriber {
+    /// A new subscriber; `catching_up` holds live events back until its
+    /// catch-up has been sent.
+    fn new(
+        client_id: Arc<str>,
+        recipient: Recipient<SessionEvent>,
+        mark: MarkState,
+        catching_up: bool,
+    ) -> Self {
+        Subscriber {
+            client_id,
+            recipient,
+            held: catching_up.then(Vec::new),
+            mark,
+            refused: false,
+            backlog: Backlog::default(),
+        }
+    }
+}
+
 /// An entry of the commit pipeline, in arrival order.
 enum PipelineItem {
     Op {
