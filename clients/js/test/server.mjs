@@ -2,13 +2,16 @@
 // SQLite database in a temporary directory.
 //
 //   const server = await TestServer.start()
-//   server.url            // ws://127.0.0.1:PORT
+//   server.url            // ws://127.0.0.1:PORT      (native: `${url}/ws/{id}`)
+//   server.yjsUrl         // ws://127.0.0.1:PORT/yjs  (WebsocketProvider's serverUrl)
+//   server.httpUrl        // http://127.0.0.1:PORT
 //   await server.stop()   // SIGTERM, waits for the exit (graceful shutdown)
 //   await server.start()  // again, same port, same database
 //   await server.dispose()
 //
-// (`node --test test/` also loads this file as a test file; it defines no
-// test, so that run is empty and passes.)
+// The conformance suite in tests/js uses this helper too. (`node --test
+// test/` also loads this file as a test file; it defines no test, so that
+// run is empty and passes.)
 
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -52,6 +55,8 @@ export class TestServer {
 
   get dbPath () { return path.join(this.dir, 'collab.db') }
   get url () { return `ws://${this.host}:${this.port}` }
+  get yjsUrl () { return `${this.url}/yjs` }
+  get httpUrl () { return `http://${this.host}:${this.port}` }
   get running () { return this.child !== null }
 
   /** Starts the binary; on a restart it reuses the previous port. */
