@@ -9,14 +9,18 @@
 
 mod conn;
 mod hocuspocus;
+mod native;
 mod ops;
 mod procfs;
 mod protocol;
 mod relay;
 mod report;
+mod trace;
 mod varint;
 mod w1;
 mod w2;
+mod w3;
+mod w4;
 mod ws;
 mod yupdate;
 
@@ -55,6 +59,13 @@ enum Command {
     W1(W1Args),
     /// W2 many documents: idle memory per loaded and per unloaded document.
     W2(W2Args),
+    /// W3 reconnect storm (native): D x K clients miss M ops, then all
+    /// reconnect at once with last_seen_server_seq and epoch.
+    W3(W3Args),
+    /// W4 cold load (native): `--phase build` writes a trace into a fresh
+    /// document; `--phase load` (against a restarted server) times connect
+    /// to synced and checks the text.
+    W4(W4Args),
     /// Prints the tables of JSON-lines results files.
     Table {
         /// Files written with `--json`.
@@ -108,6 +119,83 @@ struct W1Args {
     /// How long to wait for in-flight deliveries after sending.
     #[arg(long, default_value_t = 5.0)]
     drain_secs: f64,
+    /// Name of the workload in the results (`w1`, `w5`, `overload`).
+    #[arg(long, default_value = "w1")]
+    workload: String,
+    /// Native: after each step, reconnect the clients the server closed
+    /// (with their last_seen_server_seq) and check they catch up.
+    #[arg(long)]
+    resync_closed: bool,
+}
+
+#[derive(Args)]
+struct W3Args {
+    /// Server URL (ws://HOST:PORT; native protocol).
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value = "collab-engine")]
+    label: String,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 100)]
+    documents: usize,
+    #[arg(long, default_value_t = 10)]
+    clients_per_doc: usize,
+    /// Ops each client misses while disconnected.
+    #[arg(long, default_value_t = 100)]
+    missed_ops: usize,
+    /// Ops every client sees live before disconnecting.
+    #[arg(long, default_value_t = 10)]
+    warm_ops: usize,
+    /// Documents set up concurrently.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Longest wait for any one step (setup, acks, a reconnect).
+    #[arg(long, default_value_t = 30.0)]
+    timeout_secs: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum W4Phase {
+    Build,
+    Load,
+}
+
+#[derive(Args)]
+struct W4Args {
+    /// Server URL (ws://HOST:PORT; native protocol).
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_enum)]
+    phase: W4Phase,
+    /// Editing trace (JSON, or .json.gz read through gzip -dc).
+    #[arg(long, default_value = "/work/shared/data/automerge-paper.json.gz")]
+    trace: PathBuf,
+    /// Patches of the trace to use (one op each).
+    #[arg(long, default_value_t = 100_000)]
+    ops: usize,
+    /// Document name.
+    #[arg(long, default_value = "w4-trace")]
+    doc: String,
+    /// Name of the variant in the report.
+    #[arg(long, default_value = "collab-engine")]
+    label: String,
+    /// build: patches already in the document (the build continues there).
+    #[arg(long, default_value_t = 0)]
+    from: usize,
+    /// build: most unacknowledged ops in flight.
+    #[arg(long, default_value_t = 2000)]
+    window: usize,
+    /// load: number of this run (for the report).
+    #[arg(long, default_value_t = 1)]
+    run: usize,
+    /// load: the server's log, for its `document … loaded … (N ms)` line.
+    #[arg(long)]
+    server_log: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -167,6 +255,8 @@ async fn run(command: Command) -> Result<(), String> {
             .map_err(|e| format!("relay: {e}")),
         Command::W1(args) => run_w1(args).await,
         Command::W2(args) => run_w2(args).await,
+        Command::W3(args) => run_w3(args).await,
+        Command::W4(args) => run_w4(args).await,
         Command::Table { files } => print_files(&files),
     }
 }
@@ -183,6 +273,8 @@ async fn run_w1(args: W1Args) -> Result<(), String> {
         sample_receivers: args.sample_receivers,
         drain_secs: args.drain_secs,
         label: label(t),
+        workload: args.workload.clone(),
+        resync_closed: args.resync_closed,
     };
     let json = t.json;
     let mut rows = Vec::new();
@@ -224,13 +316,50 @@ async fn run_w2(args: W2Args) -> Result<(), String> {
         sync_timeout_secs: args.sync_timeout_secs,
         label: label(t),
     };
-    let row = Row::W2(Box::new(w2::run(&opts).await?));
-    if t.json {
-        emit_json(&row);
-    } else {
-        emit_tables(&[row]);
-    }
+    emit(&Row::W2(Box::new(w2::run(&opts).await?)), t.json);
     Ok(())
+}
+
+async fn run_w3(args: W3Args) -> Result<(), String> {
+    let opts = w3::W3Options {
+        url: WsUrl::parse(&args.url)?,
+        documents: args.documents,
+        clients_per_doc: args.clients_per_doc,
+        missed_ops: args.missed_ops,
+        warm_ops: args.warm_ops,
+        concurrency: args.concurrency,
+        server: args.server_pid.map(Pid::Other),
+        timeout_secs: args.timeout_secs,
+        label: args.label.clone(),
+    };
+    emit(&Row::W3(Box::new(w3::run(&opts).await?)), args.json);
+    Ok(())
+}
+
+async fn run_w4(args: W4Args) -> Result<(), String> {
+    let opts = w4::W4Options {
+        url: WsUrl::parse(&args.url)?,
+        trace: args.trace.clone(),
+        ops: args.ops,
+        doc: args.doc.clone(),
+        label: args.label.clone(),
+    };
+    let row = match args.phase {
+        W4Phase::Build => Row::W4Build(Box::new(w4::build(&opts, args.window, args.from).await?)),
+        W4Phase::Load => Row::W4Load(Box::new(
+            w4::load(&opts, args.run, args.server_log.as_ref()).await?,
+        )),
+    };
+    emit(&row, args.json);
+    Ok(())
+}
+
+fn emit(row: &Row, json: bool) {
+    if json {
+        emit_json(row);
+    } else {
+        emit_tables(std::slice::from_ref(row));
+    }
 }
 
 fn label(t: &Target) -> String {

@@ -66,6 +66,22 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
+/// The kernel's count of connections dropped because a listen queue was
+/// full (`TcpExt ListenOverflows` of `/proc/net/netstat`; counts every
+/// listener of the network namespace).
+pub fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    parse_netstat(&text, "TcpExt:", "ListenOverflows")
+}
+
+fn parse_netstat(text: &str, section: &str, field: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with(section));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let i = names.split_whitespace().position(|n| n == field)?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 /// Resets the process's `VmHWM` to its current RSS (writing 5 to
 /// `clear_refs`; needs to own the process or root). Returns whether it worked.
 pub fn reset_peak(pid: Pid) -> bool {
@@ -140,6 +156,13 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmRSS:"), Some(1024));
         assert_eq!(parse_status_kib(status, "VmHWM:"), Some(20480));
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn netstat_fields_by_name() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 17 19\nIpExt: A\nIpExt: 1\n";
+        assert_eq!(parse_netstat(text, "TcpExt:", "ListenOverflows"), Some(17));
+        assert_eq!(parse_netstat(text, "TcpExt:", "Nope"), None);
     }
 
     #[test]

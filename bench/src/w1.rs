@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::conn::{Conn, Ended};
+use crate::native;
 use crate::ops::{self, CLIENT_BASE, ClientOps};
 use crate::procfs::{self, PeakSampler, Pid};
 use crate::protocol::{self, Incoming, Protocol};
-use crate::report::{Latency, W1Row};
+use crate::report::{DeliveryCheck, Latency, Resync, W1Row};
 use crate::ws::{RecvBuf, WsUrl};
 use crate::yupdate;
 
@@ -38,6 +39,11 @@ pub struct W1Options {
     pub sample_receivers: Option<usize>,
     pub drain_secs: f64,
     pub label: String,
+    /// The `workload` of the rows (`w1`, `w5`, `overload`).
+    pub workload: String,
+    /// Natively: reconnect the clients the server closed, with their
+    /// `last_seen_server_seq`, and check that they catch up.
+    pub resync_closed: bool,
 }
 
 /// Nanoseconds on a clock shared by all tasks of a step.
@@ -84,6 +90,24 @@ struct RecvStats {
     ack_latency_us: Vec<u32>,
     /// Bit per op index: received already.
     seen: Vec<u64>,
+    /// Native: `op` frames received (counting receivers).
+    op_frames: u64,
+    /// Native: the last `server_seq` of the op/ack stream, and how often
+    /// the stream was not contiguous.
+    last_seq: u64,
+    seq_gaps: u64,
+}
+
+impl RecvStats {
+    fn track_seq(&mut self, seq: u64) {
+        if seq != self.last_seq + 1 {
+            self.seq_gaps += 1;
+            if self.seq_gaps <= 3 {
+                log::warn!("seq stream not contiguous: {seq} after {}", self.last_seq);
+            }
+        }
+        self.last_seq = self.last_seq.max(seq);
+    }
 }
 
 impl RecvStats {
@@ -103,6 +127,22 @@ struct Client {
     stats: Rc<RefCell<RecvStats>>,
     sampled: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Client {
+    /// Ops of the others received (distinct when sampled; native frames
+    /// otherwise); `None` when this receiver only counts frames of a
+    /// protocol where frames are not ops.
+    fn received(&self, protocol: Protocol) -> Option<u64> {
+        let st = self.stats.borrow();
+        if self.sampled {
+            Some(st.ops)
+        } else if protocol == Protocol::Native {
+            Some(st.op_frames)
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs every rate, handing each finished step to `on_row`.
@@ -169,7 +209,10 @@ async fn run_step(opts: &W1Options, rate: u64) -> Result<W1Row, String> {
     let sched = schedule(&step, &clients, rate, total).await;
 
     let expected: Vec<u64> = (0..n).map(|i| sched.sent - sched.sent_by[i]).collect();
-    drain(opts, &step, &clients, &expected, sched.sent).await;
+    let drain_started = Instant::now();
+    drain(opts, &step, &clients, &expected, &sched.sent_by).await;
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    let rss_end_kib = opts.server.and_then(|p| procfs::rss_kib(p).ok());
 
     let wall = wall0.elapsed().as_secs_f64();
     let gen_cpu = procfs::cpu_seconds(Pid::This).unwrap_or(gen_cpu0) - gen_cpu0;
@@ -183,7 +226,7 @@ async fn run_step(opts: &W1Options, rate: u64) -> Result<W1Row, String> {
         _ => sampled_peak,
     };
 
-    let row = summarize(
+    let mut row = summarize(
         opts,
         &step,
         &clients,
@@ -195,8 +238,13 @@ async fn run_step(opts: &W1Options, rate: u64) -> Result<W1Row, String> {
             gen_cpu,
             server_cpu,
             peak_kib,
+            rss_end_kib,
+            drain_secs,
         },
     );
+    if opts.resync_closed && opts.protocol == Protocol::Native {
+        row.resync = Some(resync_closed(opts, &step, &clients, &doc).await);
+    }
     shut_down(clients).await;
     Ok(row)
 }
@@ -296,11 +344,18 @@ fn on_counted_message(
     st.frames += 1;
     match protocol {
         Protocol::Native => {
-            if protocol::native_is_ack(payload) {
+            let is_ack = protocol::native_is_ack(payload);
+            if is_ack {
                 st.acks += 1;
                 st.last_ack_ns = now;
             } else if protocol::native_is_error(payload) {
                 note_error(st, payload);
+            }
+            if let Some(seq) = protocol::native_seq(payload) {
+                if !is_ack {
+                    st.op_frames += 1;
+                }
+                st.track_seq(seq);
             }
         }
         Protocol::Hocuspocus => match protocol.decode(opcode, payload) {
@@ -333,6 +388,11 @@ fn on_sampled_message(
     now: u64,
 ) {
     st.frames += 1;
+    if step.protocol == Protocol::Native
+        && let Some(seq) = protocol::native_seq(payload)
+    {
+        st.track_seq(seq);
+    }
     match step.protocol.decode(opcode, payload) {
         Ok(Incoming::NativeOp {
             client_id,
@@ -455,22 +515,102 @@ async fn schedule(step: &Step, clients: &[Client], rate: u64, total: usize) -> S
     }
 }
 
-/// Waits until every sampled receiver has every op it should get (and every
-/// op is acked, where there are acks), at most `drain_secs`.
-async fn drain(opts: &W1Options, step: &Step, clients: &[Client], expected: &[u64], sent: u64) {
+/// Waits until every checked receiver has every op it should get or was
+/// closed, and every open sender has its acks (where there are acks), at
+/// most `drain_secs`.
+async fn drain(
+    opts: &W1Options,
+    step: &Step,
+    clients: &[Client],
+    expected: &[u64],
+    sent_by: &[u64],
+) {
     let deadline = Instant::now() + Duration::from_secs_f64(opts.drain_secs);
+    let has_acks = step.protocol.has_acks();
     loop {
-        let delivered = clients
-            .iter()
-            .enumerate()
-            .all(|(i, c)| !c.sampled || !c.conn.is_open() || c.stats.borrow().ops >= expected[i]);
-        let acked = !step.protocol.has_acks()
-            || clients.iter().map(|c| c.stats.borrow().acks).sum::<u64>() >= sent;
-        if (delivered && acked) || Instant::now() >= deadline {
+        let done = clients.iter().enumerate().all(|(i, c)| {
+            if !c.conn.is_open() {
+                return true;
+            }
+            let delivered = c
+                .received(step.protocol)
+                .is_none_or(|got| got >= expected[i]);
+            let acked = !has_acks || c.stats.borrow().acks >= sent_by[i];
+            delivered && acked
+        });
+        if done || Instant::now() >= deadline {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Reconnects every client the server closed during the step, resuming at
+/// the last seq it received, and checks that it catches up to the head.
+async fn resync_closed(opts: &W1Options, step: &Step, clients: &[Client], doc: &str) -> Resync {
+    let path = opts.protocol.path(&opts.url.path, doc);
+    let closed: Vec<(usize, u64)> = clients
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.conn.ended(), Ended::ClosedByServer(_) | Ended::Failed(_)))
+        .map(|(i, c)| (i, c.stats.borrow().last_seq))
+        .collect();
+    let attempts = closed.iter().map(|&(i, last_seen)| {
+        let path = path.clone();
+        let name = step.ops[i].name.clone();
+        async move {
+            let started = Instant::now();
+            let attempt = async {
+                let (conn, mut rb) = Conn::open(&opts.url.authority, &path)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                let writer = tokio::task::spawn_local(Rc::clone(&conn).write_loop());
+                let result = async {
+                    let welcome =
+                        native::join(&conn, &mut rb, &name, Some(last_seen), None).await?;
+                    let caught =
+                        native::catch_up(&conn, &mut rb, &welcome, Some(last_seen)).await?;
+                    if caught.head != welcome.server_seq {
+                        return Err(format!(
+                            "caught up to {} instead of {}",
+                            caught.head, welcome.server_seq
+                        ));
+                    }
+                    Ok(welcome.replay)
+                }
+                .await;
+                conn.close(1000);
+                writer.abort();
+                result
+            };
+            let result = tokio::time::timeout(Duration::from_secs(30), attempt)
+                .await
+                .unwrap_or_else(|_| Err("timeout".into()));
+            if let Err(e) = &result {
+                log::warn!("resync of client {i} (last seen {last_seen}): {e}");
+            }
+            (result, started.elapsed())
+        }
+    });
+    let mut r = Resync {
+        attempted: closed.len(),
+        ..Resync::default()
+    };
+    for (result, took) in join_all(attempts).await {
+        match result {
+            Ok(replay) => {
+                r.synced += 1;
+                if replay {
+                    r.by_replay += 1;
+                } else {
+                    r.by_snapshot += 1;
+                }
+                r.max_ms = r.max_ms.max(took.as_secs_f64() * 1000.0);
+            }
+            Err(_) => r.failed += 1,
+        }
+    }
+    r
 }
 
 /// What was measured around a step.
@@ -479,6 +619,8 @@ struct StepMeasures {
     gen_cpu: f64,
     server_cpu: Option<f64>,
     peak_kib: Option<u64>,
+    rss_end_kib: Option<u64>,
+    drain_secs: f64,
 }
 
 fn summarize(
@@ -496,7 +638,26 @@ fn summarize(
     let (mut frames, mut acks, mut errors, mut undecodable, mut dups) = (0, 0, 0, 0, 0);
     let mut last_ack_ns = sched.t0_ns;
     let mut closes = BTreeMap::new();
+    let mut check = DeliveryCheck {
+        drain_secs: m.drain_secs,
+        ..DeliveryCheck::default()
+    };
     for (i, c) in clients.iter().enumerate() {
+        if let Some(got) = c.received(step.protocol) {
+            let st = c.stats.borrow();
+            check.receivers += 1;
+            if st.seq_gaps > 0 {
+                check.seq_gap_receivers += 1;
+            }
+            if got >= expected[i] && st.seq_gaps == 0 {
+                check.complete += 1;
+            } else if c.conn.is_open() {
+                check.short_open += 1;
+                check.missing_ops += expected[i].saturating_sub(got);
+            } else {
+                check.closed += 1;
+            }
+        }
         let mut st = c.stats.borrow_mut();
         frames += st.frames;
         acks += st.acks;
@@ -528,7 +689,7 @@ fn summarize(
     let ack_window = ((last_ack_ns - sched.t0_ns) as f64 / 1e9).max(sched.window_secs);
     let sampled = clients.iter().filter(|c| c.sampled).count();
     W1Row {
-        workload: "w1".into(),
+        workload: opts.workload.clone(),
         label: opts.label.clone(),
         protocol: format!("{:?}", step.protocol).to_lowercase(),
         clients: step.clients,
@@ -549,6 +710,9 @@ fn summarize(
         errors,
         closes,
         send_failures: sched.send_failures,
+        server_rss_end_mib: m.rss_end_kib.map(|k| k as f64 / 1024.0),
+        delivery: Some(check),
+        resync: None,
     }
 }
 
