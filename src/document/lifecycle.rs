@@ -113,17 +113,21 @@ impl DocumentActor {
                 let started = Instant::now();
                 load_state(&store, &id, max_replay_ops)
                     .await
-                    .map(|state| (state, started.elapsed()))
+                    .map(|(state, timings)| (state, timings, started.elapsed()))
             }
             .into_actor(self)
             .map(|result, act, ctx| match result {
-                Ok((state, took)) => {
+                Ok((state, timings, took)) => {
                     log::info!(
-                        "document {} loaded: head {}, snapshot at {}, epoch {} ({} ms)",
+                        "document {} loaded: head {}, snapshot at {}, epoch {}, {} ops replayed, \
+                         read {} ms, applied {} ms ({} ms)",
                         act.id,
                         state.head(),
                         state.snapshot_seq(),
                         state.epoch(),
+                        timings.replayed,
+                        timings.read.as_millis(),
+                        timings.apply.as_millis(),
                         took.as_millis()
                     );
                     act.phase = Phase::Ready(Box::new(state));

@@ -1,9 +1,17 @@
 //! Rebuilding a document from storage: latest snapshot plus the op log.
+//!
+//! The log after the snapshot is streamed and applied in chunks of
+//! [`REPLAY_CHUNK_OPS`], so a load never holds the whole log in memory;
+//! only the newest ops (the in-memory replay tail) are read with their
+//! client ids.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
-use super::state::{DocumentState, LoggedOp, RestoreError};
-use crate::store::Store;
+use futures_util::{StreamExt, pin_mut};
+
+use super::state::{DocumentState, REPLAY_CHUNK_OPS, RestoreError};
+use crate::store::{Store, StoreError};
 
 /// Why a document could not be loaded.
 #[derive(Debug)]
@@ -15,42 +23,151 @@ pub(super) enum LoadError {
     Unavailable(String),
 }
 
+impl From<StoreError> for LoadError {
+    fn from(e: StoreError) -> Self {
+        LoadError::Unavailable(e.to_string())
+    }
+}
+
+/// Where the time of a load went, for its log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LoadTimings {
+    /// Waiting for the database (queries and rows).
+    pub read: Duration,
+    /// Decoding and applying snapshot and ops in yrs.
+    pub apply: Duration,
+    /// Ops applied after the snapshot.
+    pub replayed: u64,
+}
+
 /// Reads snapshot and log and rebuilds the state. An undecodable snapshot
 /// is skipped for the previous one (or the whole log); a gap is refused.
 pub(super) async fn load_state(
     store: &Store,
     id: &str,
     max_replay_ops: u64,
-) -> Result<DocumentState, LoadError> {
-    let unavailable = |e: crate::store::StoreError| LoadError::Unavailable(e.to_string());
-    let epoch = store.open_document(id).await.map_err(unavailable)?;
-    let snapshots = store.snapshots(id).await.map_err(unavailable)?;
+) -> Result<(DocumentState, LoadTimings), LoadError> {
+    let mut timings = LoadTimings::default();
+    let started = Instant::now();
+    let epoch = store.open_document(id).await?;
+    let snapshots = store.snapshots(id).await?;
+    let head = store.head(id).await?;
+    timings.read += started.elapsed();
     let mut candidates: Vec<Option<(u64, Vec<u8>)>> = snapshots.into_iter().map(Some).collect();
     candidates.push(None);
     for candidate in candidates {
-        let after = candidate.as_ref().map_or(0, |(seq, _)| *seq);
-        let ops: Vec<LoggedOp> = store
-            .ops_between(id, after, None)
-            .await
-            .map_err(unavailable)?;
         let snapshot = candidate
             .as_ref()
             .map(|(seq, state)| (*seq, state.as_slice()));
-        let restored = catch_unwind(AssertUnwindSafe(|| {
-            DocumentState::restore(&epoch, snapshot, ops, max_replay_ops)
-        }))
-        .map_err(|_| LoadError::Refused("yrs panicked while rebuilding the document".to_owned()))?;
-        match restored {
-            Ok(state) => return Ok(state),
-            Err(e @ RestoreError::BadSnapshot { .. }) => {
+        match rebuild(
+            store,
+            id,
+            &epoch,
+            snapshot,
+            head,
+            max_replay_ops,
+            &mut timings,
+        )
+        .await
+        {
+            Ok(state) => return Ok((state, timings)),
+            Err(Failure::Restore(e @ RestoreError::BadSnapshot { .. })) => {
                 log::error!(
                     "document {id}: {e}; falling back to an older snapshot or the full log"
                 );
             }
-            Err(e @ RestoreError::Gap { .. }) => return Err(LoadError::Refused(e.to_string())),
+            Err(Failure::Restore(e)) => return Err(LoadError::Refused(e.to_string())),
+            Err(Failure::Panicked) => {
+                return Err(LoadError::Refused(
+                    "yrs panicked while rebuilding the document".to_owned(),
+                ));
+            }
+            Err(Failure::Store(e)) => return Err(e.into()),
         }
     }
     Err(LoadError::Refused(
         "no usable snapshot, and the op log does not start at server_seq 1".to_owned(),
     ))
+}
+
+/// Why one rebuild attempt failed.
+enum Failure {
+    Restore(RestoreError),
+    Panicked,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+/// One rebuild attempt from `snapshot` (or from an empty document).
+async fn rebuild(
+    store: &Store,
+    id: &str,
+    epoch: &str,
+    snapshot: Option<(u64, &[u8])>,
+    head: u64,
+    max_replay_ops: u64,
+    timings: &mut LoadTimings,
+) -> Result<DocumentState, Failure> {
+    let mut state = guarded(timings, || {
+        DocumentState::from_snapshot(epoch, snapshot, max_replay_ops)
+    })?;
+    // The body of the log goes through yrs in chunks; the newest ops are
+    // read with their client ids and kept for replay to reconnecting clients.
+    let after = state.head();
+    let tail_from = head.saturating_sub(state.tail_capacity() as u64).max(after);
+    if tail_from > after {
+        let started = Instant::now();
+        let applying_before = timings.apply;
+        let rows = store.updates_between(id, after, tail_from).await?;
+        pin_mut!(rows);
+        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(REPLAY_CHUNK_OPS);
+        loop {
+            let row = rows.next().await.transpose()?;
+            let end = row.is_none();
+            if let Some(row) = row {
+                chunk.push(row);
+            }
+            if chunk.len() >= REPLAY_CHUNK_OPS || (end && !chunk.is_empty()) {
+                guarded(timings, || {
+                    state.replay(chunk.iter().map(|(seq, update)| (*seq, update.as_slice())))
+                })?;
+                chunk.clear();
+            }
+            if end {
+                break;
+            }
+        }
+        // The stream's time, less the time spent applying its chunks.
+        timings.read += started
+            .elapsed()
+            .saturating_sub(timings.apply - applying_before);
+    }
+    // Anything committed after `head` was read (none while this actor is
+    // the only writer) is picked up here too: no upper bound.
+    let started = Instant::now();
+    let tail = store.ops_between(id, tail_from, None).await?;
+    timings.read += started.elapsed();
+    guarded(timings, || state.replay_tail(tail))?;
+    timings.replayed = state.head().saturating_sub(after);
+    Ok(state)
+}
+
+/// Runs one step of a rebuild, timing it as `apply`; a yrs panic is
+/// caught (the document is then refused, the actor lives on).
+fn guarded<T>(
+    timings: &mut LoadTimings,
+    step: impl FnOnce() -> Result<T, RestoreError>,
+) -> Result<T, Failure> {
+    let started = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(step));
+    timings.apply += started.elapsed();
+    match result {
+        Ok(result) => result.map_err(Failure::Restore),
+        Err(_) => Err(Failure::Panicked),
+    }
 }

@@ -14,6 +14,8 @@ crate::on_both_backends!(
     an_idle_document_is_snapshotted_and_unloaded,
     graceful_shutdown_snapshots_and_closes_sockets_with_1001,
     a_gap_in_the_op_log_refuses_the_document,
+    a_long_log_loads_in_chunks_and_keeps_its_tail_for_replay,
+    a_gap_deep_in_a_long_log_refuses_the_document,
 );
 
 /// Makes every insert into the op log fail, through a database trigger,
@@ -111,6 +113,96 @@ async fn graceful_shutdown_snapshots_and_closes_sockets_with_1001(backend: Backe
         assert_eq!(code, Some(1001));
     }
     assert_eq!(app.snapshot_seqs("bye").await, vec![2]);
+}
+
+/// Writes a document row and logged ops `seqs` (one appended character
+/// each, written by client `w` with `client_op_id = seq`) straight into the
+/// database, as a server would have; returns the document's text.
+async fn write_log(app: &TestApp, document_id: &str, seqs: impl Iterator<Item = i64>) -> String {
+    let db = app.engine.store().connection();
+    documents::Entity::insert(documents::ActiveModel {
+        id: Set(document_id.into()),
+        epoch: Set("e1".into()),
+        created_at: Set(chrono::Utc::now()),
+    })
+    .exec_without_returning(db)
+    .await
+    .expect("insert document");
+    let editor = Editor::new();
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for seq in seqs {
+        let c = char::from(b'a' + (seq % 26) as u8).to_string();
+        rows.push(operations::ActiveModel {
+            document_id: Set(document_id.into()),
+            server_seq: Set(seq),
+            client_id: Set("w".into()),
+            client_op_id: Set(seq),
+            update: Set(editor.append(&c)),
+            created_at: Set(chrono::Utc::now()),
+        });
+        text.push_str(&c);
+    }
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(500));
+        operations::Entity::insert_many(std::mem::replace(&mut rows, rest))
+            .exec_without_returning(db)
+            .await
+            .expect("insert ops");
+    }
+    text
+}
+
+/// 2,600 logged ops and no snapshot, with `max_replay_ops = 100`: the
+/// load streams the first 2,500 in chunks (more than two of them) and
+/// keeps the newest 100 in memory. The state is the whole log; a client
+/// 60 ops behind is replayed exactly those ops; the writer's mark comes
+/// from the log.
+async fn a_long_log_loads_in_chunks_and_keeps_its_tail_for_replay(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let text = write_log(&app, "long", 1..=2600).await;
+
+    let reader = Peer::join(&app, "long", "reader").await;
+    assert_eq!(reader.welcome["server_seq"], 2600);
+    assert_eq!(reader.text(), text);
+
+    let mut behind = Peer::join(&app, "long", "behind").await;
+    behind.last_seen = 2540;
+    let mut behind = behind.rejoin(&app, "long").await;
+    assert_eq!(behind.welcome["recovery"], "replay");
+    behind.sync_to(2600).await;
+    assert_eq!(
+        behind.stream,
+        (2541..=2600).collect::<Vec<u64>>(),
+        "exactly the missing ops, in order"
+    );
+
+    let writer = Peer::join(&app, "long", "w").await;
+    assert_eq!(writer.welcome["last_client_op_id"], 2600);
+    let mut writer = writer;
+    writer.next_op_id = 2601;
+    let len = writer.editor.len();
+    writer.insert(len, "!").await;
+    writer.sync_to(2601).await;
+    assert_eq!(writer.text(), format!("{text}!"));
+}
+
+/// Op 700 of 2,600 is missing: the gap lies in the streamed part of the
+/// log, not in the in-memory tail, and is refused all the same.
+async fn a_gap_deep_in_a_long_log_refuses_the_document(backend: Backend) {
+    let app = spawn_app(backend).await;
+    write_log(&app, "deep-gap", (1..=2600).filter(|seq| *seq != 700)).await;
+    let mut ws = WsClient::connect(&app, "deep-gap").await;
+    ws.hello("reader", None, None).await;
+    let (messages, code) = ws.recv_until_close().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["code"], "unavailable");
+    let message = messages[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("expected server_seq 700, found 701"),
+        "{message}"
+    );
+    assert_eq!(code, Some(1013));
 }
 
 /// Ops 1 and 3 but no 2: the document is refused (`unavailable`, close
