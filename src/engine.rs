@@ -143,6 +143,7 @@ impl CollabEngine {
             metrics.clone(),
         )
         .start();
+        crate::checkpoint::spawn(store.clone(), Arc::downgrade(&metrics));
         CollabEngine {
             inner: Arc::new(EngineInner {
                 session: SessionConfig {

@@ -27,11 +27,13 @@
 //! - [`metrics`]: engine-wide counters (commits, batch sizes, restarts).
 //! - [`crdt`]: update validation and state encoding with yrs.
 //! - [`store`]: persistence through sea-orm (`entity` and `migration` crates).
+//! - [`checkpoint`]: SQLite WAL checkpoints, run off the commit path.
 //!
 //! The protocol is described in `docs/protocol.md`, the actors and the data
 //! path in `docs/architecture.md`.
 
 pub mod awareness;
+pub mod checkpoint;
 pub mod configuration;
 pub mod crdt;
 pub mod document;

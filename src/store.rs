@@ -14,8 +14,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::configuration::{DatabaseSettings, Durability, redact_url};
@@ -62,6 +62,10 @@ pub struct NewSnapshot {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// A SQLite database this store connected itself (and configured for
+    /// background WAL checkpoints). False for PostgreSQL and for a
+    /// connection the host application passed in.
+    checkpoints_wal: bool,
 }
 
 impl Store {
@@ -99,6 +103,10 @@ impl Store {
                     // channel; a deeper one means fewer thread switches
                     // while a load streams a long log (50 by default).
                     .row_buffer_size(1024)
+                    // WAL checkpoints run off the commit path (see
+                    // `crate::checkpoint`); SQLite's own, inside a COMMIT,
+                    // only as a safety net when the WAL passes 10,000 pages.
+                    .pragma("wal_autocheckpoint", "10000")
             });
         } else {
             let synchronous_commit = match durability {
@@ -113,13 +121,41 @@ impl Store {
             "connecting to {} (durability {durability:?})",
             redact_url(&url)
         );
+        let checkpoints_wal = url.starts_with("sqlite:");
         let db = Database::connect(options).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            checkpoints_wal,
+        })
     }
 
     /// Wraps a connection the host application already has.
     pub fn from_connection(db: DatabaseConnection) -> Store {
-        Store { db }
+        Store {
+            db,
+            checkpoints_wal: false,
+        }
+    }
+
+    /// Whether the engine should run WAL checkpoints for this store (see
+    /// [`crate::checkpoint`]).
+    pub fn checkpoints_wal(&self) -> bool {
+        self.checkpoints_wal
+    }
+
+    /// A passive SQLite WAL checkpoint: copies what it can of the WAL into
+    /// the database file without waiting for, or blocking, any writer or
+    /// reader. Returns (frames in the WAL, frames checkpointed).
+    pub async fn checkpoint_wal(&self) -> Result<(i64, i64), StoreError> {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                "PRAGMA wal_checkpoint(PASSIVE)",
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("wal_checkpoint returned no row".to_owned()))?;
+        Ok((row.try_get_by_index(1)?, row.try_get_by_index(2)?))
     }
 
     /// The underlying connection.

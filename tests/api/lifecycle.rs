@@ -297,3 +297,44 @@ async fn health_answers() {
         .expect("request");
     assert!(response.status().is_success());
 }
+
+/// SQLite's own checkpoints would wait until the WAL holds 10,000 pages;
+/// the engine's background checkpointer copies committed ops into the
+/// database file within about a second. Read through `immutable=true`,
+/// which ignores the WAL, the file itself must hold them.
+#[actix_web::test]
+async fn committed_ops_reach_the_sqlite_file_through_background_checkpoints() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut peer = Peer::join(&app, "ckpt", "p").await;
+    for s in ["a", "b", "c"] {
+        peer.insert(u32::MAX, s).await;
+    }
+    peer.sync_to(3).await;
+    let path = app
+        .db
+        .url
+        .strip_prefix("sqlite://")
+        .expect("a SQLite URL")
+        .to_owned();
+    let file_only = format!("sqlite://{path}?mode=ro&immutable=true");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let db = sea_orm::Database::connect(file_only.as_str())
+            .await
+            .expect("open the file read-only");
+        // Until the first checkpoint even the schema is only in the WAL.
+        let in_file = operations::Entity::find()
+            .all(&db)
+            .await
+            .map_or(0, |rows| rows.len());
+        db.close().await.expect("close");
+        if in_file == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file holds {in_file} of 3 committed ops after 10 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
