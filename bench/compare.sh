@@ -474,7 +474,7 @@ done
         echo "WARNING: other processes were busy during this run:"
         sed 's/^/  /' "$BUSY_NOTES"
     else
-        echo "no other process above 20 % of a core during any workload (sampled every second)"
+        echo "no other process above 20 % of a core during any workload (sampled every 2 s)"
     fi
     "$BIN" table "$RESULTS"
 } | tee "${RESULTS%.jsonl}.txt"
