@@ -6,7 +6,7 @@
 # server pinned to core 0 and the load generator to core 1; prints one
 # combined table.
 #
-#   bench/compare.sh                 # everything (about 35 minutes)
+#   bench/compare.sh                 # everything (about 25 minutes plus the build)
 #   bench/compare.sh --quick         # 3 s per rate, 200 documents, 2 W4 runs
 #
 # Environment (all optional):
