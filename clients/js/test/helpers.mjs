@@ -5,47 +5,13 @@
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { CollabClient } from '../src/index.js'
+import { TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor } from './wait.mjs'
 
-export const TEXT = 'content'
-
-let docCounter = 0
-/** A document id unique within the test run. */
-export function uniqueDocId (prefix) {
-  return `${prefix}-${process.pid}-${++docCounter}-${Date.now().toString(36)}`
-}
-
-export function sleep (ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/**
- * Polls `condition` until it returns a truthy value (which is returned) or
- * `timeout` ms pass. `describe()` explains the state in the failure message.
- */
-export async function waitFor (condition, { timeout = 10000, what = 'condition', describe } = {}) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const value = await condition()
-    if (value) return value
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`)
-    }
-    await sleep(10)
-  }
-}
+export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
 
 /** A WebSocket class (of `ws`) that remembers its instances and their close codes. */
 export function trackingWebSocket () {
-  const sockets = []
-  const closeCodes = []
-  class TrackedWebSocket extends WebSocket {
-    constructor (...args) {
-      super(...args)
-      sockets.push(this)
-      this.on('close', (code) => closeCodes.push(code))
-    }
-  }
-  return { WebSocket: TrackedWebSocket, sockets, closeCodes }
+  return trackingSubclass(WebSocket)
 }
 
 /**
@@ -111,12 +77,6 @@ export async function waitConverged (handles, check = () => true, timeout = 1000
     describe: () => handles.map((h) => `${JSON.stringify(h.str)} (pending ${h.client.pendingCount}, ${h.client.status}, synced ${h.client.synced}, errors ${JSON.stringify(h.errors)})`).join(' / ')
   })
   return handles[0].str
-}
-
-export function occurrences (haystack, needle) {
-  let n = 0
-  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + 1)) n++
-  return n
 }
 
 /**

@@ -7,48 +7,16 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { Awareness } from 'y-protocols/awareness'
 import { CollabClient } from '@collab-engine/client'
+// Dependency-free helpers shared with the native client's own tests.
+import {
+  TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
+} from '../../../clients/js/test/wait.mjs'
 
-/** The shared text every test edits. */
-export const TEXT = 'content'
-
-let docCounter = 0
-/** A document id unique within the run (1–128 of A–Z a–z 0–9 . _ -). */
-export function uniqueDocId (prefix) {
-  return `${prefix}-${process.pid}-${++docCounter}-${Date.now().toString(36)}`
-}
-
-export function sleep (ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/**
- * Polls `condition` until it returns a truthy value (returned) or `timeout`
- * ms pass; `describe()` explains the state in the failure message.
- */
-export async function waitFor (condition, { timeout = 10000, what = 'condition', describe } = {}) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const value = await condition()
-    if (value) return value
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`)
-    }
-    await sleep(10)
-  }
-}
+export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
 
 /** A `ws` WebSocket class that remembers the close codes its instances saw. */
 export function trackingWebSocket () {
-  const closeCodes = []
-  const sockets = []
-  class TrackedWebSocket extends WebSocket {
-    constructor (...args) {
-      super(...args)
-      sockets.push(this)
-      this.on('close', (code) => closeCodes.push(code))
-    }
-  }
-  return { WebSocket: TrackedWebSocket, closeCodes, sockets }
+  return trackingSubclass(WebSocket)
 }
 
 function short (text, max = 120) {
@@ -175,12 +143,6 @@ export async function waitConverged (peers, check = () => true, timeout = 10000)
     describe: () => peers.map((p) => p.describe()).join(' / ')
   })
   return peers[0].str
-}
-
-export function occurrences (haystack, needle) {
-  let n = 0
-  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + 1)) n++
-  return n
 }
 
 /**

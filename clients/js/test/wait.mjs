@@ -1,0 +1,56 @@
+// Helpers with no dependencies, shared by this package's tests and by the
+// conformance suite in tests/js (which imports this file by path): unique
+// document ids, sleeps, condition waits, a close-code-tracking WebSocket.
+
+/** The shared text every test edits. */
+export const TEXT = 'content'
+
+let docCounter = 0
+/** A document id unique within the run (1–128 of A–Z a–z 0–9 . _ -). */
+export function uniqueDocId (prefix) {
+  return `${prefix}-${process.pid}-${++docCounter}-${Date.now().toString(36)}`
+}
+
+export function sleep (ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * Polls `condition` until it returns a truthy value (which is returned) or
+ * `timeout` ms pass. `describe()` explains the state in the failure message.
+ */
+export async function waitFor (condition, { timeout = 10000, what = 'condition', describe } = {}) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const value = await condition()
+    if (value) return value
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${describe ? `: ${describe()}` : ''}`)
+    }
+    await sleep(10)
+  }
+}
+
+/**
+ * A subclass of the WebSocket class `Base` (of the `ws` package) that
+ * remembers its instances and the close codes they saw.
+ */
+export function trackingWebSocket (Base) {
+  const sockets = []
+  const closeCodes = []
+  class TrackedWebSocket extends Base {
+    constructor (...args) {
+      super(...args)
+      sockets.push(this)
+      this.on('close', (code) => closeCodes.push(code))
+    }
+  }
+  return { WebSocket: TrackedWebSocket, sockets, closeCodes }
+}
+
+/** How many times `needle` occurs in `haystack` (overlaps included). */
+export function occurrences (haystack, needle) {
+  let n = 0
+  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + 1)) n++
+  return n
+}
