@@ -210,29 +210,7 @@ async fn a_gap_deep_in_a_long_log_refuses_the_document(backend: Backend) {
 /// working.
 async fn a_gap_in_the_op_log_refuses_the_document(backend: Backend) {
     let app = spawn_app(backend).await;
-    let db = app.engine.store().connection();
-    documents::Entity::insert(documents::ActiveModel {
-        id: Set("gappy".into()),
-        epoch: Set("e1".into()),
-        created_at: Set(chrono::Utc::now()),
-    })
-    .exec_without_returning(db)
-    .await
-    .expect("insert document");
-    let editor = Editor::new();
-    for (seq, s) in [(1, "a"), (3, "c")] {
-        operations::Entity::insert(operations::ActiveModel {
-            document_id: Set("gappy".into()),
-            server_seq: Set(seq),
-            client_id: Set("w".into()),
-            client_op_id: Set(seq),
-            update: Set(editor.append(s)),
-            created_at: Set(chrono::Utc::now()),
-        })
-        .exec_without_returning(db)
-        .await
-        .expect("insert op");
-    }
+    write_log(&app, "gappy", [1, 3].into_iter()).await;
     let mut ws = WsClient::connect(&app, "gappy").await;
     ws.hello("reader", None, None).await;
     let (messages, code) = ws.recv_until_close().await;
