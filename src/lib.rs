@@ -26,7 +26,8 @@
 //! - [`events`]: what documents tell sessions.
 //! - [`metrics`]: engine-wide counters (commits, batch sizes, restarts).
 //! - [`crdt`]: update validation and state encoding with yrs.
-//! - [`store`]: persistence through sea-orm (`entity` and `migration` crates).
+//! - [`store`]: persistence through sea-orm (`entity` and `migration` crates);
+//!   cold loads of long SQLite logs read through rusqlite ([`store::LogChunks`]).
 //! - [`checkpoint`]: SQLite WAL checkpoints, run off the commit path.
 //!
 //! The protocol is described in `docs/protocol.md`, the actors and the data

@@ -1,17 +1,16 @@
 //! Rebuilding a document from storage: latest snapshot plus the op log.
 //!
-//! The log after the snapshot is streamed and applied in chunks of
-//! [`REPLAY_CHUNK_OPS`], so a load never holds the whole log in memory;
-//! only the newest ops (the in-memory replay tail) are read with their
-//! client ids.
+//! The log after the snapshot is read in chunks of [`REPLAY_CHUNK_OPS`]
+//! (see [`Store::log_chunks`]) and applied as the chunks arrive, on a
+//! blocking thread, so a load never holds the whole log in memory nor
+//! keeps the actor thread busy; only the newest ops (the in-memory replay
+//! tail) are read with their client ids, and applied on the actor.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, pin_mut};
-
 use super::state::{DocumentState, REPLAY_CHUNK_OPS, RestoreError};
-use crate::store::{Store, StoreError};
+use crate::store::{LogChunks, Store, StoreError};
 
 /// Why a document could not be loaded.
 #[derive(Debug)]
@@ -121,31 +120,16 @@ async fn rebuild(
     let after = state.head();
     let tail_from = head.saturating_sub(state.tail_capacity() as u64).max(after);
     if tail_from > after {
-        let started = Instant::now();
-        let applying_before = timings.apply;
-        let rows = store.updates_between(id, after, tail_from).await?;
-        pin_mut!(rows);
-        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(REPLAY_CHUNK_OPS);
-        loop {
-            let row = rows.next().await.transpose()?;
-            let end = row.is_none();
-            if let Some(row) = row {
-                chunk.push(row);
-            }
-            if chunk.len() >= REPLAY_CHUNK_OPS || (end && !chunk.is_empty()) {
-                guarded(timings, || {
-                    state.replay(chunk.iter().map(|(seq, update)| (*seq, update.as_slice())))
-                })?;
-                chunk.clear();
-            }
-            if end {
-                break;
-            }
-        }
-        // The stream's time, less the time spent applying its chunks.
-        timings.read += started
-            .elapsed()
-            .saturating_sub(timings.apply - applying_before);
+        let chunks = store.log_chunks(id, after, tail_from, REPLAY_CHUNK_OPS);
+        // Applying a long log takes a while: a blocking thread does it, so
+        // the actors sharing this one's thread keep serving meanwhile.
+        let (rebuilt, body) =
+            actix_web::rt::task::spawn_blocking(move || replay_body(state, chunks))
+                .await
+                .map_err(|_| Failure::Panicked)??;
+        state = rebuilt;
+        timings.read += body.read;
+        timings.apply += body.apply;
     }
     // Anything committed after `head` was read (none while this actor is
     // the only writer) is picked up here too: no upper bound.
@@ -155,6 +139,27 @@ async fn rebuild(
     guarded(timings, || state.replay_tail(tail))?;
     timings.replayed = state.head().saturating_sub(after);
     Ok(state)
+}
+
+/// Applies the chunks of a log body as they arrive; `read` is the time
+/// spent waiting for them. Runs on a blocking thread.
+fn replay_body(
+    mut state: DocumentState,
+    mut chunks: LogChunks,
+) -> Result<(DocumentState, LoadTimings), Failure> {
+    let mut timings = LoadTimings::default();
+    loop {
+        let waiting = Instant::now();
+        let chunk = chunks.blocking_recv();
+        timings.read += waiting.elapsed();
+        let Some(chunk) = chunk else {
+            return Ok((state, timings));
+        };
+        let chunk = chunk?;
+        guarded(&mut timings, || {
+            state.replay(chunk.iter().map(|(seq, update)| (*seq, update.as_slice())))
+        })?;
+    }
 }
 
 /// Runs one step of a rebuild, timing it as `apply`; a yrs panic is

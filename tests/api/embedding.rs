@@ -3,9 +3,10 @@
 
 use actix_web::{App, HttpServer, web};
 use collab_engine::configuration::{DatabaseSettings, Durability};
+use collab_engine::store::normalize_sqlite_url;
 use collab_engine::{CollabEngine, EngineOptions, Store};
 
-use crate::helpers::{Backend, Editor, TestDatabase, WsClient};
+use crate::helpers::{Backend, Editor, Peer, TestDatabase, WsClient, write_log};
 
 #[actix_web::test]
 async fn the_engine_mounts_under_a_scope_of_a_host_app() {
@@ -73,4 +74,45 @@ async fn the_engine_mounts_under_a_scope_of_a_host_app() {
             .len(),
         1
     );
+}
+
+/// A host hands the engine its own sea-orm connection: a log longer than
+/// the in-memory tail is then streamed through sea-orm (the engine's own
+/// SQLite reader is only for databases it connected itself), and the
+/// document loads whole, with its tail kept for replay.
+#[actix_web::test]
+async fn a_long_log_loads_through_a_connection_the_host_passed_in() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let connection = sea_orm::Database::connect(normalize_sqlite_url(&db.url).as_str())
+        .await
+        .expect("host connection");
+    let store = Store::from_connection(connection);
+    store.migrate().await.expect("migrate");
+    let text = write_log(store.connection(), "hosted", 1..=2600).await;
+    let mut options = EngineOptions::default();
+    options.documents.max_replay_ops = 100;
+    let engine = CollabEngine::start(store, options);
+    let mounted = engine.clone();
+    let server = HttpServer::new(move || App::new().configure(mounted.configure()))
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind");
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let url = format!("ws://127.0.0.1:{port}/ws/hosted");
+    let reader = Peer::join_url(&url, "reader").await;
+    assert_eq!(reader.welcome["server_seq"], 2600);
+    assert_eq!(reader.text(), text);
+    let mut behind = Peer::join_url(&url, "behind").await;
+    behind.last_seen = 2550;
+    let mut behind = behind.rejoin_url(&url).await;
+    assert_eq!(behind.welcome["recovery"], "replay");
+    behind.sync_to(2600).await;
+    assert_eq!(behind.stream, (2551..=2600).collect::<Vec<u64>>());
+
+    engine.shutdown().await;
+    handle.stop(true).await;
 }

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use entity::{documents, operations};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait};
+use entity::operations;
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait};
 
 use crate::helpers::{
-    Backend, Editor, Incoming, Peer, TestApp, WsClient, spawn_app, spawn_app_with,
+    Backend, Incoming, Peer, TestApp, WsClient, spawn_app, spawn_app_with, write_log,
 };
 
 crate::on_both_backends!(
@@ -115,44 +115,6 @@ async fn graceful_shutdown_snapshots_and_closes_sockets_with_1001(backend: Backe
     assert_eq!(app.snapshot_seqs("bye").await, vec![2]);
 }
 
-/// Writes a document row and logged ops `seqs` (one appended character
-/// each, written by client `w` with `client_op_id = seq`) straight into the
-/// database, as a server would have; returns the document's text.
-async fn write_log(app: &TestApp, document_id: &str, seqs: impl Iterator<Item = i64>) -> String {
-    let db = app.engine.store().connection();
-    documents::Entity::insert(documents::ActiveModel {
-        id: Set(document_id.into()),
-        epoch: Set("e1".into()),
-        created_at: Set(chrono::Utc::now()),
-    })
-    .exec_without_returning(db)
-    .await
-    .expect("insert document");
-    let editor = Editor::new();
-    let mut rows = Vec::new();
-    let mut text = String::new();
-    for seq in seqs {
-        let c = char::from(b'a' + (seq % 26) as u8).to_string();
-        rows.push(operations::ActiveModel {
-            document_id: Set(document_id.into()),
-            server_seq: Set(seq),
-            client_id: Set("w".into()),
-            client_op_id: Set(seq),
-            update: Set(editor.append(&c)),
-            created_at: Set(chrono::Utc::now()),
-        });
-        text.push_str(&c);
-    }
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(500));
-        operations::Entity::insert_many(std::mem::replace(&mut rows, rest))
-            .exec_without_returning(db)
-            .await
-            .expect("insert ops");
-    }
-    text
-}
-
 /// 2,600 logged ops and no snapshot, with `max_replay_ops = 100`: the
 /// load streams the first 2,500 in chunks (more than two of them) and
 /// keeps the newest 100 in memory. The state is the whole log; a client
@@ -160,7 +122,7 @@ async fn write_log(app: &TestApp, document_id: &str, seqs: impl Iterator<Item = 
 /// from the log.
 async fn a_long_log_loads_in_chunks_and_keeps_its_tail_for_replay(backend: Backend) {
     let app = spawn_app(backend).await;
-    let text = write_log(&app, "long", 1..=2600).await;
+    let text = write_log(app.engine.store().connection(), "long", 1..=2600).await;
 
     let reader = Peer::join(&app, "long", "reader").await;
     assert_eq!(reader.welcome["server_seq"], 2600);
@@ -191,7 +153,12 @@ async fn a_long_log_loads_in_chunks_and_keeps_its_tail_for_replay(backend: Backe
 /// log, not in the in-memory tail, and is refused all the same.
 async fn a_gap_deep_in_a_long_log_refuses_the_document(backend: Backend) {
     let app = spawn_app(backend).await;
-    write_log(&app, "deep-gap", (1..=2600).filter(|seq| *seq != 700)).await;
+    write_log(
+        app.engine.store().connection(),
+        "deep-gap",
+        (1..=2600).filter(|seq| *seq != 700),
+    )
+    .await;
     let mut ws = WsClient::connect(&app, "deep-gap").await;
     ws.hello("reader", None, None).await;
     let (messages, code) = ws.recv_until_close().await;
@@ -210,7 +177,7 @@ async fn a_gap_deep_in_a_long_log_refuses_the_document(backend: Backend) {
 /// working.
 async fn a_gap_in_the_op_log_refuses_the_document(backend: Backend) {
     let app = spawn_app(backend).await;
-    write_log(&app, "gappy", [1, 3].into_iter()).await;
+    write_log(app.engine.store().connection(), "gappy", [1, 3].into_iter()).await;
     let mut ws = WsClient::connect(&app, "gappy").await;
     ws.hello("reader", None, None).await;
     let (messages, code) = ws.recv_until_close().await;

@@ -21,6 +21,11 @@ use sea_orm::{
 use crate::configuration::{DatabaseSettings, Durability, redact_url};
 use crate::document::state::LoggedOp;
 
+mod log_reader;
+
+use log_reader::SqliteLogReader;
+pub use log_reader::{LogChunk, LogChunks};
+
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
 const INSERT_CHUNK: usize = 1000;
 
@@ -29,6 +34,8 @@ const INSERT_CHUNK: usize = 1000;
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    #[error("reading the op log: {0}")]
+    SqliteRead(#[from] rusqlite::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error(
@@ -66,6 +73,10 @@ pub struct Store {
     /// background WAL checkpoints). False for PostgreSQL and for a
     /// connection the host application passed in.
     checkpoints_wal: bool,
+    /// Reads long stretches of the log for cold loads without sqlx: set
+    /// for a SQLite file this store connected itself (see
+    /// [`Store::log_chunks`]).
+    log_reader: Option<SqliteLogReader>,
 }
 
 impl Store {
@@ -79,6 +90,7 @@ impl Store {
         let url = normalize_sqlite_url(&settings.url);
         let mut options = ConnectOptions::new(url.clone());
         let timeout = Duration::from_millis(settings.acquire_timeout_ms);
+        let busy_timeout = Duration::from_millis(settings.sqlite_busy_timeout_ms);
         options
             .max_connections(settings.max_connections)
             .min_connections(1)
@@ -86,7 +98,6 @@ impl Store {
             .acquire_timeout(timeout)
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
-            let busy_timeout = Duration::from_millis(settings.sqlite_busy_timeout_ms);
             let synchronous = match durability {
                 Durability::Full => SqliteSynchronous::Full,
                 Durability::Normal => SqliteSynchronous::Normal,
@@ -126,6 +137,7 @@ impl Store {
         Ok(Store {
             db,
             checkpoints_wal,
+            log_reader: SqliteLogReader::for_url(&url, busy_timeout),
         })
     }
 
@@ -134,6 +146,7 @@ impl Store {
         Store {
             db,
             checkpoints_wal: false,
+            log_reader: None,
         }
     }
 
