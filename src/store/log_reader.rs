@@ -53,14 +53,18 @@ pub(super) struct SqliteLogReader {
 
 impl SqliteLogReader {
     /// A reader for the database at `url`, or `None` when it is not a
-    /// file a second connection can open (in-memory databases).
+    /// file a second connection can open (in-memory databases). Called
+    /// once the pool has opened (and created) the file: its path is made
+    /// absolute then, so a later change of working directory does not
+    /// send the reader elsewhere.
     pub(super) fn for_url(url: &str, busy_timeout: Duration) -> Option<SqliteLogReader> {
         if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
             return None;
         }
         let options = SqliteConnectOptions::from_str(url).ok()?;
+        let path = options.get_filename().to_path_buf();
         Some(SqliteLogReader {
-            path: options.get_filename().to_path_buf(),
+            path: std::fs::canonicalize(&path).unwrap_or(path),
             busy_timeout,
         })
     }
@@ -187,5 +191,20 @@ mod tests {
         assert!(SqliteLogReader::for_url("sqlite::memory:", timeout).is_none());
         assert!(SqliteLogReader::for_url("sqlite://x.db?mode=memory", timeout).is_none());
         assert!(SqliteLogReader::for_url("postgres://localhost/test", timeout).is_none());
+    }
+
+    /// A relative URL is resolved once, against the working directory of
+    /// the start-up.
+    #[test]
+    fn an_existing_file_is_named_by_its_absolute_path() {
+        let dir = tempfile::tempdir_in(".").expect("temp dir");
+        let name = dir.path().file_name().expect("dir name").to_string_lossy();
+        let relative = format!("{name}/log.db");
+        std::fs::write(&relative, b"").expect("create file");
+        let url = format!("sqlite://{relative}?mode=rwc");
+        let reader = SqliteLogReader::for_url(&url, Duration::from_millis(5));
+        let path = reader.map(|r| r.path).expect("a reader");
+        assert!(path.is_absolute(), "{path:?}");
+        assert_eq!(path, std::fs::canonicalize(&relative).expect("canonical"));
     }
 }
