@@ -41,6 +41,33 @@ pub type LogChunks = mpsc::Receiver<Result<LogChunk, StoreError>>;
 /// are queued, which bounds a load's memory.
 const CHUNKS_AHEAD: usize = 2;
 
+/// Cuts a run of rows into chunks of `size`.
+struct Chunker {
+    size: usize,
+    chunk: LogChunk,
+}
+
+impl Chunker {
+    fn new(size: usize) -> Chunker {
+        Chunker {
+            size,
+            chunk: LogChunk::with_capacity(size),
+        }
+    }
+
+    /// Adds a row; returns the chunk it completed, if any.
+    fn push(&mut self, row: (u64, Vec<u8>)) -> Option<LogChunk> {
+        self.chunk.push(row);
+        (self.chunk.len() >= self.size)
+            .then(|| std::mem::replace(&mut self.chunk, LogChunk::with_capacity(self.size)))
+    }
+
+    /// The last, partial chunk, if any rows are left.
+    fn finish(self) -> Option<LogChunk> {
+        (!self.chunk.is_empty()).then_some(self.chunk)
+    }
+}
+
 /// Reads a SQLite database file's op log without sqlx (see the module
 /// docs).
 #[derive(Debug, Clone)]
@@ -107,19 +134,17 @@ impl SqliteLogReader {
              ORDER BY server_seq",
         )?;
         let mut rows = statement.query(params![id, to_i64(after), to_i64(upto)])?;
-        let mut chunk = LogChunk::with_capacity(chunk_ops);
+        let mut chunks = Chunker::new(chunk_ops);
         while let Some(row) = rows.next()? {
             let server_seq = to_u64(row.get(0)?, "operations.server_seq")?;
-            chunk.push((server_seq, row.get(1)?));
-            if chunk.len() >= chunk_ops {
-                let full = std::mem::replace(&mut chunk, LogChunk::with_capacity(chunk_ops));
-                if tx.blocking_send(Ok(full)).is_err() {
-                    return Ok(()); // the load was abandoned
-                }
+            if let Some(full) = chunks.push((server_seq, row.get(1)?))
+                && tx.blocking_send(Ok(full)).is_err()
+            {
+                return Ok(()); // the load was abandoned
             }
         }
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(Ok(chunk));
+        if let Some(last) = chunks.finish() {
+            let _ = tx.blocking_send(Ok(last));
         }
         Ok(())
     }
@@ -159,18 +184,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let rows = self.updates_between(id, after, upto).await?;
         pin_mut!(rows);
-        let mut chunk = LogChunk::with_capacity(chunk_ops);
+        let mut chunks = Chunker::new(chunk_ops);
         while let Some(row) = rows.next().await {
-            chunk.push(row?);
-            if chunk.len() >= chunk_ops {
-                let full = std::mem::replace(&mut chunk, LogChunk::with_capacity(chunk_ops));
-                if tx.send(Ok(full)).await.is_err() {
-                    return Ok(());
-                }
+            if let Some(full) = chunks.push(row?)
+                && tx.send(Ok(full)).await.is_err()
+            {
+                return Ok(()); // the load was abandoned
             }
         }
-        if !chunk.is_empty() {
-            let _ = tx.send(Ok(chunk)).await;
+        if let Some(last) = chunks.finish() {
+            let _ = tx.send(Ok(last)).await;
         }
         Ok(())
     }
@@ -179,6 +202,22 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_cut_into_full_chunks_and_a_last_partial_one() {
+        let mut chunks = Chunker::new(2);
+        let sizes: Vec<usize> = (1..=5u64)
+            .filter_map(|seq| chunks.push((seq, vec![0])))
+            .map(|chunk| chunk.len())
+            .collect();
+        assert_eq!(sizes, vec![2, 2]);
+        let last = chunks.finish().expect("a partial chunk");
+        assert_eq!(
+            last.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            vec![5]
+        );
+        assert!(Chunker::new(2).finish().is_none());
+    }
 
     #[test]
     fn files_get_a_reader_and_memory_databases_do_not() {

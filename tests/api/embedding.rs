@@ -1,12 +1,29 @@
 //! The engine mounted into a host actix-web application, next to the
 //! host's own routes, sharing its runtime.
 
+use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use collab_engine::configuration::{DatabaseSettings, Durability};
 use collab_engine::store::normalize_sqlite_url;
 use collab_engine::{CollabEngine, EngineOptions, Store};
 
 use crate::helpers::{Backend, Editor, Peer, TestDatabase, WsClient, write_log};
+
+/// A host application with `routes`, one worker, on port 0 of the
+/// loopback; returns its port and its handle.
+fn serve_host(
+    routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> (u16, ServerHandle) {
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind");
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (port, handle)
+}
 
 #[actix_web::test]
 async fn the_engine_mounts_under_a_scope_of_a_host_app() {
@@ -25,19 +42,11 @@ async fn the_engine_mounts_under_a_scope_of_a_host_app() {
     .expect("store");
     store.migrate().await.expect("migrate");
     let engine = CollabEngine::start(store, EngineOptions::default());
-    let mounted = engine.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .route("/hello", web::get().to(|| async { "host says hi" }))
-            .service(web::scope("/collab").configure(mounted.configure()))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .expect("bind");
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let mount = engine.configure();
+    let (port, handle) = serve_host(move |cfg| {
+        cfg.route("/hello", web::get().to(|| async { "host says hi" }))
+            .service(web::scope("/collab").configure(mount.clone()));
+    });
 
     let mut response = awc::Client::new()
         .get(format!("http://127.0.0.1:{port}/hello"))
@@ -92,15 +101,7 @@ async fn a_long_log_loads_through_a_connection_the_host_passed_in() {
     let mut options = EngineOptions::default();
     options.documents.max_replay_ops = 100;
     let engine = CollabEngine::start(store, options);
-    let mounted = engine.clone();
-    let server = HttpServer::new(move || App::new().configure(mounted.configure()))
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .expect("bind");
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let (port, handle) = serve_host(engine.configure());
 
     let url = format!("ws://127.0.0.1:{port}/ws/hosted");
     let reader = Peer::join_url(&url, "reader").await;
