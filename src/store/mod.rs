@@ -112,7 +112,9 @@ impl Store {
                     .pragma("cache_size", "-1024")
                     // Rows come from SQLite's worker thread through a
                     // channel; a deeper one means fewer thread switches
-                    // while a load streams a long log (50 by default).
+                    // while a load reads its replay tail of up to 10,000
+                    // rows (50 by default). Longer stretches of the log
+                    // bypass sqlx (see `log_reader`).
                     .row_buffer_size(1024)
                     // WAL checkpoints run off the commit path (see
                     // `crate::checkpoint`); SQLite's own, inside a COMMIT,
