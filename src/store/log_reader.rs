@@ -222,10 +222,10 @@ mod tests {
     #[test]
     fn files_get_a_reader_and_memory_databases_do_not() {
         let timeout = Duration::from_millis(5);
-        let reader = SqliteLogReader::for_url("sqlite://data/collab.db?mode=rwc", timeout);
+        let reader = SqliteLogReader::for_url("sqlite://no-such-dir/collab.db?mode=rwc", timeout);
         assert_eq!(
             reader.map(|r| r.path),
-            Some(PathBuf::from("data/collab.db"))
+            Some(PathBuf::from("no-such-dir/collab.db"))
         );
         assert!(SqliteLogReader::for_url("sqlite::memory:", timeout).is_none());
         assert!(SqliteLogReader::for_url("sqlite://x.db?mode=memory", timeout).is_none());
