@@ -37,6 +37,22 @@ pub enum UpdateProblem {
     Empty,
 }
 
+/// Why an awareness update was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwarenessProblem {
+    #[error("awareness update is not valid base64 (standard alphabet, padded): {0}")]
+    NotBase64(String),
+    #[error("awareness update cannot be decoded: {0}")]
+    Undecodable(String),
+    #[error("awareness state of client {client} is not JSON: {reason}")]
+    NotJson { client: u64, reason: String },
+}
+
+/// Why a state vector was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state vector cannot be decoded: {0}")]
+pub struct BadStateVector(pub String);
+
 /// Decodes the base64 `update` field of an `op` message.
 pub fn decode_base64_update(text: &str) -> Result<ValidUpdate, UpdateProblem> {
     let raw = BASE64
@@ -56,24 +72,33 @@ pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, UpdateProblem> {
 
 /// Decodes the base64 `update` of a native `awareness` message and checks
 /// it with [`validate_awareness`].
-pub fn decode_base64_awareness(text: &str) -> Result<Bytes, String> {
-    let raw = BASE64.decode(text).map_err(|e| {
-        format!("awareness update is not valid base64 (standard alphabet, padded): {e}")
-    })?;
+pub fn decode_base64_awareness(text: &str) -> Result<Bytes, AwarenessProblem> {
+    let raw = BASE64
+        .decode(text)
+        .map_err(|e| AwarenessProblem::NotBase64(e.to_string()))?;
     validate_awareness(&raw)?;
     Ok(Bytes::from(raw))
 }
 
 /// Checks that `raw` is a y-protocols awareness update whose states are
 /// JSON (clients parse them; one bad state would break every receiver).
-pub fn validate_awareness(raw: &[u8]) -> Result<(), String> {
+pub fn validate_awareness(raw: &[u8]) -> Result<(), AwarenessProblem> {
     let update = yrs::sync::AwarenessUpdate::decode_v1(raw)
-        .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
+        .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
     for (client, entry) in &update.clients {
-        serde_json::from_str::<serde::de::IgnoredAny>(&entry.json)
-            .map_err(|e| format!("awareness state of client {client} is not JSON: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&entry.json).map_err(|e| {
+            AwarenessProblem::NotJson {
+                client: client.get(),
+                reason: e.to_string(),
+            }
+        })?;
     }
     Ok(())
+}
+
+/// Checks that `raw` is a decodable v1 state vector.
+pub fn decode_state_vector(raw: &[u8]) -> Result<StateVector, BadStateVector> {
+    StateVector::decode_v1(raw).map_err(|e| BadStateVector(e.to_string()))
 }
 
 /// Base64 (standard, padded) of `bytes`.

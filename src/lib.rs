@@ -10,47 +10,54 @@
 //!
 //! ## Layout
 //!
-//! - [`configuration`]: `settings.toml` + `COLLAB__SECTION__KEY` overrides.
-//! - [`startup`]: the stand-alone [`Application`] (listener, signals).
-//! - [`engine`]: [`CollabEngine`], the embeddable part: routes + actors.
-//! - [`session_manager`]: one actor per engine; routes joins, supervises
-//!   one document actor per loaded document.
-//! - [`document`]: the document actor (sequencing, group commit, CRDT state)
-//!   and, in [`document::state`], its actix-free state.
-//! - `ws_session` (private): the WebSocket session actor (transport: frames,
-//!   heartbeat, join, leave), generic over its wire protocol.
-//! - [`sessions`]: the wire protocols, free of actix: [`sessions::native`]
-//!   (JSON, `/ws/{id}`) and [`sessions::yjs`] (y-websocket, `/yjs/{id}`).
-//! - [`protocol`]: native protocol v1 messages, parsing and error codes.
-//! - [`awareness`]: presence states of a document, relayed, never stored.
-//! - [`events`]: what documents tell sessions.
-//! - [`metrics`]: engine-wide counters (commits, batch sizes, restarts).
-//! - [`crdt`]: update validation and state encoding with yrs.
-//! - [`store`]: persistence through sea-orm (`entity` and `migration` crates);
-//!   cold loads of long SQLite logs read through rusqlite ([`store::LogChunks`]).
-//! - [`checkpoint`]: SQLite WAL checkpoints, run off the commit path.
+//! Layers, each using only those above it in this list (no module names a
+//! module below it; `python3 ../shared/tools/module-cycles.py src` checks):
 //!
-//! The protocol is described in `docs/protocol.md`, the actors and the data
-//! path in `docs/architecture.md`.
+//! 1. [`vocabulary`]: the shared words: document and session ids, the op
+//!    as logged and committed ([`vocabulary::CommittedOp`]), join modes,
+//!    typed refusals, close codes. Depends on nothing in the crate. Beside
+//!    it, leaves used by every layer: [`configuration`] (`settings.toml` +
+//!    `COLLAB__SECTION__KEY` overrides), [`metrics`] (engine-wide
+//!    counters), [`crdt`] (update validation and state encoding with yrs).
+//! 2. [`store`]: persistence through sea-orm (`entity` and `migration`
+//!    crates): the op log, snapshots, cold-load log reads through rusqlite,
+//!    WAL checkpoints, injected commit faults for drills.
+//! 3. [`document`]: the document core. One `DocumentActor` per loaded
+//!    document owns sequencing, the commit pipeline, the CRDT state, its
+//!    subscribers and presence; [`document::messages`] is the document API
+//!    (submit, read, subscribe, close) any caller can use.
+//! 4. [`session_manager`]: the `SessionManager` actor: the registry of
+//!    sessions and loaded documents, one supervised `DocumentActor` per
+//!    document, and [`session_manager::Documents`], the document API for
+//!    callers that are not sessions.
+//! 5. [`protocols`]: the wire protocols, sans-IO: [`protocols::native`]
+//!    (JSON, `/ws/{id}`) and [`protocols::yjs`] (y-websocket, `/yjs/{id}`).
+//! 6. [`transport`]: the WebSocket session actor (the only user of
+//!    actix-web-actors), and [`http`]: every route (WebSocket upgrades,
+//!    health and readiness, the fault-injection drills).
+//! 7. [`engine`]: [`CollabEngine`], the embeddable part (actors + routes),
+//!    and [`startup`]: the stand-alone [`Application`] (listener, signals);
+//!    `main.rs` is a thin wrapper around it.
+//!
+//! The data path of one op, file by file, is in `docs/architecture.md`;
+//! the protocols are in `docs/protocol.md`.
 
-pub mod awareness;
-pub mod checkpoint;
 pub mod configuration;
 pub mod crdt;
 pub mod document;
 pub mod engine;
-pub mod events;
+pub mod http;
 pub mod metrics;
-pub mod protocol;
+pub mod protocols;
 pub mod session_manager;
-pub mod sessions;
 pub mod startup;
 pub mod store;
-mod ws_session;
+pub mod transport;
+pub mod vocabulary;
 
 pub use configuration::Settings;
 pub use engine::{CollabEngine, EngineError, EngineOptions};
 pub use metrics::MetricsSnapshot;
-pub use session_manager::EngineStats;
+pub use session_manager::{Documents, EngineStats};
 pub use startup::{Application, ApplicationHandle, StartupError};
 pub use store::Store;

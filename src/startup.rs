@@ -5,10 +5,12 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpResponse, HttpServer, middleware, web};
+use actix_web::{App, HttpServer, middleware};
 
 use crate::configuration::Settings;
 use crate::engine::{CollabEngine, EngineError};
+use crate::http;
+use crate::transport::tcp_nodelay;
 
 /// How long the HTTP server waits for connections still open once the
 /// engine has closed its sessions.
@@ -87,11 +89,10 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
-                .route("/health", web::get().to(health))
-                .route("/ready", web::get().to(ready))
+                .configure(http::health::configure)
                 .configure(mounted.configure())
         })
-        .on_connect(crate::engine::tcp_nodelay)
+        .on_connect(tcp_nodelay)
         .disable_signals()
         .shutdown_timeout(HTTP_GRACE.as_secs());
         if settings.server.workers > 0 {
@@ -149,22 +150,6 @@ impl Application {
     /// [`Application::handle`]).
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
-    }
-}
-
-/// `GET /health`: the process is alive.
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-/// `GET /ready`: the database answers (503 otherwise).
-async fn ready(engine: web::Data<CollabEngine>) -> HttpResponse {
-    match engine.ready().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Err(problem) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "status": "unavailable",
-            "message": problem,
-        })),
     }
 }
 

@@ -5,20 +5,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::Bytes;
 
-use super::state::{CommittedOp, LoggedOp, RecoveryPlan, SessionId};
-use super::{DocumentActor, JoinDocument, JoinError, MarkState, Phase, Subscriber};
-use crate::events::{CatchUp, SessionEvent, Welcome};
-use crate::sessions::JoinMode;
+use super::state::RecoveryPlan;
+use super::{CatchUp, DocumentActor, DocumentEvent, JoinDocument, Phase, Welcome};
 use crate::store::StoreError;
+use crate::vocabulary::{CommittedOp, JoinError, JoinMode, SessionId};
 
 impl Handler<JoinDocument> for DocumentActor {
     type Result = ResponseActFuture<Self, Result<(), JoinError>>;
 
     fn handle(&mut self, msg: JoinDocument, ctx: &mut Context<Self>) -> Self::Result {
-        self.joins_seen += 1;
-        self.last_activity = Instant::now();
+        self.lifecycle.last_activity = Instant::now();
         match self.guarded(ctx, "joining a session", |act, _ctx| act.join(msg)) {
             Some(answer) => answer,
             None => Box::pin(fut::ready(Err(JoinError::unavailable(
@@ -33,7 +30,7 @@ struct JoinRead {
     /// The client's mark (`None` when it was already in memory).
     mark: Option<Result<Option<(u64, u64)>, StoreError>>,
     /// The missing ops (`None` when the replay comes from memory).
-    logged: Option<Result<Vec<LoggedOp>, StoreError>>,
+    logged: Option<Result<Vec<CommittedOp>, StoreError>>,
 }
 
 impl DocumentActor {
@@ -65,7 +62,7 @@ impl DocumentActor {
                 let catch_up = CatchUp::StateVector {
                     state_vector: state.state_vector_v1(),
                 };
-                let last_client_op_id = state.client_joined(&msg.client_id, None);
+                let last_client_op_id = state.marks_mut().session_joined(&msg.client_id, None);
                 let welcome = Welcome {
                     document_id,
                     epoch,
@@ -77,12 +74,12 @@ impl DocumentActor {
         };
         let plan = state.plan_recovery(last_seen, claimed_epoch, max_replay_ops);
         // A fresh client id has no history: nothing to read.
-        let knows_client = msg.fresh_client || state.knows_client(&msg.client_id);
+        let knows_client = msg.fresh_client || state.marks().knows(&msg.client_id);
         let snapshot = matches!(plan, RecoveryPlan::Snapshot).then(|| state.full_state_base64());
 
         // Fast path: everything is in memory.
         if knows_client && !matches!(plan, RecoveryPlan::ReplayFromLog { .. }) {
-            let last_client_op_id = state.client_joined(&msg.client_id, None);
+            let last_client_op_id = state.marks_mut().session_joined(&msg.client_id, None);
             let catch_up = match (plan, snapshot) {
                 (RecoveryPlan::Replay(ops), _) => CatchUp::Replay { ops },
                 (_, Some(state)) => CatchUp::Snapshot {
@@ -102,18 +99,19 @@ impl DocumentActor {
 
         // Slow path: read the client's mark and/or the missing ops from the
         // log while live events for this session are held back. A mark
-        // already in memory is pinned now (counted for this session).
+        // already in memory is pinned now (counted for this session); one
+        // being read is kept meanwhile (see `ClientMarks`).
         if knows_client {
-            state.client_joined(&msg.client_id, None);
-        }
-        let mark = if knows_client {
-            MarkState::Known
+            state.marks_mut().session_joined(&msg.client_id, None);
         } else {
-            MarkState::Unknown
-        };
-        self.subscribers.insert(
+            state.marks_mut().read_started(&msg.client_id);
+        }
+        self.subscribers.add_session(
             msg.session_id,
-            Subscriber::new(msg.client_id.clone(), msg.recipient, mark, true),
+            msg.client_id.clone(),
+            msg.recipient,
+            knows_client,
+            true,
         );
         let store = self.store.clone();
         let client_id = msg.client_id.clone();
@@ -162,20 +160,25 @@ impl DocumentActor {
         read: JoinRead,
     ) -> Result<(), JoinError> {
         let document_id = self.id.clone();
-        if !self.subscribers.contains_key(&session_id) {
+        let joined = self.subscribers.session(session_id).is_some();
+        let Some(state) = self.state_mut() else {
+            self.subscribers.remove_session(session_id);
+            return Err(JoinError::unavailable("the document is not loaded; retry"));
+        };
+        if !joined {
+            if read.mark.is_some() {
+                state.marks_mut().read_finished(&client_id);
+            }
             return Err(JoinError::unavailable(
                 "the session left or the document restarted while joining; retry",
             ));
         }
-        let Some(state) = self.state_mut() else {
-            self.subscribers.remove(&session_id);
-            return Err(JoinError::unavailable("the document is not loaded; retry"));
-        };
+        let mark_was_read = read.mark.is_some();
         let (mark_known, last_client_op_id) = match read.mark {
             // Pinned when the join started.
-            None => (true, state.last_client_op_id(&client_id)),
+            None => (true, state.marks().last_client_op_id(&client_id)),
             // A mark loaded meanwhile by another session wins over `stored`.
-            Some(Ok(stored)) => (true, state.client_joined(&client_id, stored)),
+            Some(Ok(stored)) => (true, state.marks_mut().session_joined(&client_id, stored)),
             Some(Err(e)) => {
                 log::warn!(
                     "document {document_id}: client {client_id}'s history cannot be read ({e}); \
@@ -184,6 +187,11 @@ impl DocumentActor {
                 (false, None)
             }
         };
+        // Only now: the mark read must not be forgotten before the session
+        // counted in it (see `ClientMarks`).
+        if mark_was_read {
+            state.marks_mut().read_finished(&client_id);
+        }
         let epoch = state.epoch().clone();
         let mut welcome_seq = head;
         let mut drop_held = false;
@@ -197,18 +205,7 @@ impl DocumentActor {
                 if is_contiguous(&logged, after, upto) =>
             {
                 CatchUp::Replay {
-                    ops: logged
-                        .into_iter()
-                        .map(|op| {
-                            Arc::new(CommittedOp::new(
-                                op.server_seq,
-                                Arc::from(op.client_id.as_str()),
-                                op.client_op_id,
-                                Bytes::from(op.update),
-                                None,
-                            ))
-                        })
-                        .collect(),
+                    ops: logged.into_iter().map(Arc::new).collect(),
                 }
             }
             (_, _, logged) => {
@@ -227,13 +224,11 @@ impl DocumentActor {
                 }
             }
         };
-        if let Some(subscriber) = self.subscribers.get_mut(&session_id) {
-            if mark_known {
-                subscriber.mark = MarkState::Known;
-            }
-            if drop_held {
-                subscriber.held = Some(Vec::new());
-            }
+        if mark_known && let Some(session) = self.subscribers.session_mut(session_id) {
+            session.mark_counted = true;
+        }
+        if drop_held {
+            self.subscribers.reset_held(session_id);
         }
         let welcome = Welcome {
             document_id,
@@ -252,10 +247,8 @@ impl DocumentActor {
         welcome: Welcome,
         catch_up: CatchUp,
     ) -> Result<(), JoinError> {
-        self.subscribers.insert(
-            msg.session_id,
-            Subscriber::new(msg.client_id, msg.recipient, MarkState::Known, false),
-        );
+        self.subscribers
+            .add_session(msg.session_id, msg.client_id, msg.recipient, true, false);
         self.complete_join(msg.session_id, welcome, catch_up)
     }
 
@@ -266,7 +259,7 @@ impl DocumentActor {
         welcome: Welcome,
         catch_up: CatchUp,
     ) -> Result<(), JoinError> {
-        let Some(subscriber) = self.subscribers.get_mut(&session_id) else {
+        let Some(session) = self.subscribers.session(session_id) else {
             return Err(JoinError::unavailable("the session left while joining"));
         };
         let how = match &catch_up {
@@ -277,22 +270,20 @@ impl DocumentActor {
         log::info!(
             "document {}: session {session_id} (client {}) joined at seq {}: {how}",
             self.id,
-            subscriber.client_id,
+            session.client_id,
             welcome.server_seq
         );
-        subscriber.recipient.do_send(SessionEvent::Welcome {
+        let welcome = DocumentEvent::Welcome {
             welcome,
             catch_up,
             awareness: self.awareness.full_update(),
-        });
-        for event in subscriber.held.take().unwrap_or_default() {
-            subscriber.recipient.do_send(event);
-        }
+        };
+        self.subscribers.welcome(session_id, welcome);
         Ok(())
     }
 }
 
-fn is_contiguous(ops: &[LoggedOp], after: u64, upto: u64) -> bool {
+fn is_contiguous(ops: &[CommittedOp], after: u64, upto: u64) -> bool {
     ops.len() as u64 == upto - after
         && ops
             .iter()

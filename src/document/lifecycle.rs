@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::load::{LoadError, load_state};
-use super::{DocumentActor, Phase, PipelineItem};
-use crate::protocol::{ErrorCode, Rejection, close_code};
-use crate::session_manager::UnloadRequest;
+use super::{DocumentActor, Phase, UnloadRequest};
+use crate::vocabulary::{Refusal, close_code};
 
 /// How often an idle document checks whether it should unload, at most.
 const MAX_IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -29,7 +28,7 @@ impl DocumentActor {
         ctx.run_interval(every, |act, ctx| {
             act.guarded(ctx, "checking for idleness", |act, ctx| act.idle_check(ctx));
         });
-        let restarts = self.restart_times.len() as u32;
+        let restarts = self.lifecycle.restart_times.len() as u32;
         let delay = if restarts == 0 {
             Duration::ZERO
         } else {
@@ -46,39 +45,35 @@ impl DocumentActor {
         self.metrics.document_restarted();
         let now = Instant::now();
         let window = Duration::from_secs(self.settings.restart_window_secs);
-        self.restart_times.push_back(now);
-        while self
-            .restart_times
+        let restarts = &mut self.lifecycle.restart_times;
+        restarts.push_back(now);
+        while restarts
             .front()
             .is_some_and(|t| now.duration_since(*t) > window)
         {
-            self.restart_times.pop_front();
+            restarts.pop_front();
         }
-        let mut dropped: Vec<PipelineItem> =
-            self.in_flight.take().map(|f| f.items).unwrap_or_default();
-        dropped.append(&mut self.pending);
+        let restarts = restarts.len();
+        let dropped = self.pipeline.clear();
         // No per-session close here: every session is closed with 1012 below.
-        self.reject_items(
-            dropped,
+        let refusal = Refusal::unavailable(
             "the document restarted before the op was committed; reconnect and resend it",
-            false,
         );
-        self.final_snapshot = false;
-        self.verify_head = false;
-        if self.restart_times.len() > self.settings.max_restarts as usize {
+        self.refuse_ops(dropped, &refusal, false);
+        let waiting = std::mem::take(&mut self.mark_reads);
+        let senders = waiting.into_values().flatten().map(|op| op.into_sender());
+        self.refuse_ops(senders.collect(), &refusal, false);
+        if restarts > self.settings.max_restarts as usize {
             let reason = format!(
-                "document {} restarted {} times within {} s; marked failed",
-                self.id,
-                self.restart_times.len(),
-                self.settings.restart_window_secs
+                "document {} restarted {restarts} times within {} s; marked failed",
+                self.id, self.settings.restart_window_secs
             );
             self.fail(reason, close_code::INTERNAL_ERROR);
             return;
         }
         log::warn!(
-            "document {} restarting (restart {} within {} s): reloading from storage",
+            "document {} restarting (restart {restarts} within {} s): reloading from storage",
             self.id,
-            self.restart_times.len(),
             self.settings.restart_window_secs
         );
         self.close_all(
@@ -131,7 +126,7 @@ impl DocumentActor {
                         took.as_millis()
                     );
                     act.phase = Phase::Ready(Box::new(state));
-                    act.last_activity = Instant::now();
+                    act.lifecycle.last_activity = Instant::now();
                     act.metrics.document_loaded();
                 }
                 Err(LoadError::Refused(reason)) => {
@@ -143,10 +138,9 @@ impl DocumentActor {
                     act.close_all(
                         close_code::TRY_AGAIN_LATER,
                         "document unavailable",
-                        Some(&Rejection::new(
-                            ErrorCode::Unavailable,
-                            format!("the document cannot be loaded: {reason}"),
-                        )),
+                        Some(&Refusal::unavailable(format!(
+                            "the document cannot be loaded: {reason}"
+                        ))),
                     );
                     ctx.stop();
                 }
@@ -159,14 +153,14 @@ impl DocumentActor {
     /// connections for `restart_backoff_max_ms`.
     pub(super) fn fail(&mut self, reason: String, code: u16) {
         log::error!("{reason}; refusing to serve it");
-        let rejection = Rejection::new(ErrorCode::Unavailable, reason.clone());
-        self.close_all(code, "document unavailable", Some(&rejection));
+        let refusal = Refusal::unavailable(reason.clone());
+        self.close_all(code, "document unavailable", Some(&refusal));
         self.phase = Phase::Failed(reason);
         self.answer_flush_waiters();
         self.manager.do_send(UnloadRequest {
             document_id: self.id.clone(),
             instance: self.instance,
-            joins_seen: self.joins_seen,
+            forwarded_seen: self.lifecycle.forwarded_seen,
             failed_for: Some(Duration::from_millis(self.settings.restart_backoff_max_ms)),
         });
     }
@@ -175,17 +169,15 @@ impl DocumentActor {
     fn idle_check(&mut self, ctx: &mut Context<Self>) {
         if !matches!(self.phase, Phase::Ready(_))
             || !self.subscribers.is_empty()
-            || self.in_flight.is_some()
-            || !self.pending.is_empty()
-            || self.last_activity.elapsed() < self.settings.idle_unload()
+            || !self.pipeline.is_idle()
+            || !self.mark_reads.is_empty()
+            || self.lifecycle.last_activity.elapsed() < self.settings.idle_unload()
         {
             return;
         }
-        let needs_snapshot = self
-            .state_mut()
-            .is_some_and(|s| s.head() > s.snapshot_seq());
+        let needs_snapshot = self.state().is_some_and(|s| s.head() > s.snapshot_seq());
         if needs_snapshot {
-            self.final_snapshot = true;
+            self.pipeline.want_snapshot();
             self.pump(ctx);
             return;
         }
@@ -193,14 +185,14 @@ impl DocumentActor {
         self.manager.do_send(UnloadRequest {
             document_id: self.id.clone(),
             instance: self.instance,
-            joins_seen: self.joins_seen,
+            forwarded_seen: self.lifecycle.forwarded_seen,
             failed_for: None,
         });
     }
 
     /// Completes a shutdown flush once nothing is left to write.
     pub(super) fn maybe_finish_flush(&mut self) {
-        if self.flush_waiters.is_empty() || self.in_flight.is_some() || !self.pending.is_empty() {
+        if self.lifecycle.flush_waiters.is_empty() || !self.pipeline.is_idle() {
             return;
         }
         self.close_all(close_code::GOING_AWAY, "server shutting down", None);

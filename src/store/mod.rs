@@ -3,31 +3,32 @@
 //! The store is the only code that talks to the database. It never decides
 //! anything about ordering: the document actor assigns `server_seq` values
 //! and the store writes them, one transaction per group commit.
+//!
+//! - this file: the [`Store`] handle, connecting, errors;
+//! - [`reads`](Store::ops_between): snapshots, ops, client marks, the head;
+//! - [`writes`](Store::commit): creating a document, the group commit;
+//! - [`log_reader`](Store::log_chunks): long stretches of the log for cold loads;
+//! - [`faults`]: injected commit failures, for drills and tests;
+//! - [`checkpoint`]: SQLite WAL checkpoints, off the commit path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use entity::{documents, operations, snapshots};
-use futures_util::{Stream, StreamExt};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 use crate::configuration::{DatabaseSettings, Durability, redact_url};
-use crate::document::state::LoggedOp;
 
+pub mod checkpoint;
+pub mod faults;
 mod log_reader;
+mod reads;
+mod writes;
 
+use faults::CommitFaults;
 use log_reader::SqliteLogReader;
 pub use log_reader::{LogChunk, LogChunks};
-
-/// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
-const INSERT_CHUNK: usize = 1000;
 
 /// What went wrong with storage.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +45,8 @@ pub enum StoreError {
     HeadMismatch { expected: u64, found: u64 },
     #[error("injected fault: {0}")]
     Injected(&'static str),
-}
-
-/// An op to append to the log in the next commit.
-#[derive(Debug, Clone)]
-pub struct NewOp {
-    pub server_seq: u64,
-    pub client_id: Arc<str>,
-    pub client_op_id: u64,
-    pub update: Bytes,
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// A snapshot to write in the next commit.
@@ -77,6 +71,8 @@ pub struct Store {
     /// for a SQLite file this store connected itself (see
     /// [`Store::log_chunks`]).
     log_reader: Option<SqliteLogReader>,
+    /// Injected commit failures (drills and tests only; see [`faults`]).
+    faults: Option<Arc<CommitFaults>>,
 }
 
 impl Store {
@@ -117,7 +113,7 @@ impl Store {
                     // bypass sqlx (see `log_reader`).
                     .row_buffer_size(1024)
                     // WAL checkpoints run off the commit path (see
-                    // `crate::checkpoint`); SQLite's own, inside a COMMIT,
+                    // `checkpoint`); SQLite's own, inside a COMMIT,
                     // only as a safety net when the WAL passes 10,000 pages.
                     .pragma("wal_autocheckpoint", "10000")
             });
@@ -140,6 +136,7 @@ impl Store {
             db,
             checkpoints_wal,
             log_reader: SqliteLogReader::for_url(&url, busy_timeout),
+            faults: None,
         })
     }
 
@@ -149,11 +146,12 @@ impl Store {
             db,
             checkpoints_wal: false,
             log_reader: None,
+            faults: None,
         }
     }
 
     /// Whether the engine should run WAL checkpoints for this store (see
-    /// [`crate::checkpoint`]).
+    /// [`checkpoint`]).
     pub fn checkpoints_wal(&self) -> bool {
         self.checkpoints_wal
     }
@@ -188,197 +186,19 @@ impl Store {
         self.db.ping().await
     }
 
-    /// Returns the epoch of document `id`, creating the document (with a
-    /// fresh epoch) if it does not exist yet.
-    pub async fn open_document(&self, id: &str) -> Result<String, StoreError> {
-        if let Some(row) = documents::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-        {
-            return Ok(row.epoch);
+    /// Whether the database answers within `within`.
+    pub async fn check_ready(&self, within: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(within, self.ping()).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(within)),
         }
-        let epoch = uuid::Uuid::new_v4().simple().to_string();
-        documents::Entity::insert(documents::ActiveModel {
-            id: Set(id.to_owned()),
-            epoch: Set(epoch),
-            created_at: Set(chrono::Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::column(documents::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        documents::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|row| row.epoch)
-            .ok_or_else(|| StoreError::Corrupt(format!("document {id} vanished after insert")))
     }
 
-    /// Stored snapshots of document `id`, newest first.
-    pub async fn snapshots(&self, id: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        snapshots::Entity::find()
-            .filter(snapshots::Column::DocumentId.eq(id))
-            .order_by_desc(snapshots::Column::ServerSeq)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| Ok((to_u64(row.server_seq, "snapshots.server_seq")?, row.state)))
-            .collect()
-    }
-
-    /// Logged ops of document `id` with `after < server_seq <= upto`, in order.
-    pub async fn ops_between(
-        &self,
-        id: &str,
-        after: u64,
-        upto: Option<u64>,
-    ) -> Result<Vec<LoggedOp>, StoreError> {
-        let mut query = operations::Entity::find()
-            .filter(operations::Column::DocumentId.eq(id))
-            .filter(operations::Column::ServerSeq.gt(to_i64(after)));
-        if let Some(upto) = upto {
-            query = query.filter(operations::Column::ServerSeq.lte(to_i64(upto)));
-        }
-        // Only the columns a load needs (no timestamps to parse).
-        let rows: Vec<(i64, String, i64, Vec<u8>)> = query
-            .select_only()
-            .column(operations::Column::ServerSeq)
-            .column(operations::Column::ClientId)
-            .column(operations::Column::ClientOpId)
-            .column(operations::Column::Update)
-            .order_by_asc(operations::Column::ServerSeq)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|(server_seq, client_id, client_op_id, update)| {
-                Ok(LoggedOp {
-                    server_seq: to_u64(server_seq, "operations.server_seq")?,
-                    client_id,
-                    client_op_id: to_u64(client_op_id, "operations.client_op_id")?,
-                    update,
-                })
-            })
-            .collect()
-    }
-
-    /// `(server_seq, update)` of the logged ops of document `id` with
-    /// `after < server_seq <= upto`, in order, as a stream: a load reads a
-    /// long log without holding all of it (nor the columns it does not need).
-    pub async fn updates_between(
-        &self,
-        id: &str,
-        after: u64,
-        upto: u64,
-    ) -> Result<impl Stream<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_, StoreError>
-    {
-        let rows = operations::Entity::find()
-            .filter(operations::Column::DocumentId.eq(id))
-            .filter(operations::Column::ServerSeq.gt(to_i64(after)))
-            .filter(operations::Column::ServerSeq.lte(to_i64(upto)))
-            .select_only()
-            .column(operations::Column::ServerSeq)
-            .column(operations::Column::Update)
-            .order_by_asc(operations::Column::ServerSeq)
-            .into_tuple::<(i64, Vec<u8>)>()
-            .stream(&self.db)
-            .await?;
-        Ok(rows.map(|row| {
-            let (server_seq, update) = row?;
-            Ok((to_u64(server_seq, "operations.server_seq")?, update))
-        }))
-    }
-
-    /// The highest `client_op_id` logged for `client_id` on document `id`,
-    /// with its `server_seq`.
-    pub async fn client_mark(
-        &self,
-        id: &str,
-        client_id: &str,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
-        let row: Option<(i64, i64)> = operations::Entity::find()
-            .select_only()
-            .column(operations::Column::ClientOpId)
-            .column(operations::Column::ServerSeq)
-            .filter(operations::Column::DocumentId.eq(id))
-            .filter(operations::Column::ClientId.eq(client_id))
-            .order_by_desc(operations::Column::ClientOpId)
-            .limit(1)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        row.map(|(op, seq)| {
-            Ok((
-                to_u64(op, "operations.client_op_id")?,
-                to_u64(seq, "operations.server_seq")?,
-            ))
-        })
-        .transpose()
-    }
-
-    /// Highest `server_seq` in the op log of document `id` (0: empty).
-    pub async fn head(&self, id: &str) -> Result<u64, StoreError> {
-        head_in(&self.db, id).await
-    }
-
-    /// Appends `ops` and writes `snapshot`, all in one transaction: either
-    /// everything is durable when this returns `Ok`, or nothing is. With
-    /// `expected_head`, the transaction first checks that the log ends
-    /// there (used after a failed commit whose outcome is unknown).
-    pub async fn commit(
-        &self,
-        id: &str,
-        ops: &[NewOp],
-        snapshot: Option<&NewSnapshot>,
-        expected_head: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await?;
-        if let Some(expected) = expected_head {
-            let found = head_in(&txn, id).await?;
-            if found != expected {
-                return Err(StoreError::HeadMismatch { expected, found });
-            }
-        }
-        let now = chrono::Utc::now();
-        for chunk in ops.chunks(INSERT_CHUNK) {
-            operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
-                document_id: Set(id.to_owned()),
-                server_seq: Set(to_i64(op.server_seq)),
-                client_id: Set(op.client_id.to_string()),
-                client_op_id: Set(to_i64(op.client_op_id)),
-                update: Set(op.update.to_vec()),
-                created_at: Set(now),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        if let Some(snapshot) = snapshot {
-            // A snapshot at the same seq exists when the previous one could
-            // not be decoded (the document loaded from an older one): replace it.
-            snapshots::Entity::insert(snapshots::ActiveModel {
-                document_id: Set(id.to_owned()),
-                server_seq: Set(to_i64(snapshot.server_seq)),
-                state: Set(snapshot.state.clone()),
-                created_at: Set(now),
-            })
-            .on_conflict(
-                OnConflict::columns([snapshots::Column::DocumentId, snapshots::Column::ServerSeq])
-                    .update_columns([snapshots::Column::State, snapshots::Column::CreatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            snapshots::Entity::delete_many()
-                .filter(snapshots::Column::DocumentId.eq(id))
-                .filter(snapshots::Column::ServerSeq.lt(to_i64(snapshot.prune_below)))
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(())
+    /// This store with commit fault injection (see [`faults`]): the
+    /// returned handle makes the next commits of a document fail.
+    pub fn with_commit_faults(mut self) -> (Store, Arc<CommitFaults>) {
+        let faults = self.faults.get_or_insert_with(Default::default).clone();
+        (self, faults)
     }
 
     /// The backend in use, for log lines.
@@ -389,17 +209,6 @@ impl Store {
             _ => "other",
         }
     }
-}
-
-async fn head_in(db: &impl sea_orm::ConnectionTrait, id: &str) -> Result<u64, StoreError> {
-    let head: Option<Option<i64>> = operations::Entity::find()
-        .select_only()
-        .column_as(operations::Column::ServerSeq.max(), "head")
-        .filter(operations::Column::DocumentId.eq(id))
-        .into_tuple()
-        .one(db)
-        .await?;
-    to_u64(head.flatten().unwrap_or(0), "operations.server_seq")
 }
 
 /// SQLite URLs without a `mode=` parameter get `mode=rwc`, so the database

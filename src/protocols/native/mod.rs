@@ -1,19 +1,23 @@
 //! Native protocol v1 session logic (see `docs/protocol.md`): `hello`
 //! first, then `op` and `awareness` messages; every frame one JSON object.
+//! The messages themselves are in [`messages`].
+
+pub mod messages;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::{Action, JoinMode, JoinRequest, SessionProtocol};
+use super::{Action, JoinRequest, SessionProtocol};
 use crate::crdt;
-use crate::document::JoinError;
-use crate::document::state::SessionId;
-use crate::events::{CatchUp, SessionEvent};
-use crate::protocol::{
+use crate::document::{CatchUp, DocumentEvent};
+use crate::vocabulary::{
+    CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat, close_code,
+};
+use messages::{
     ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Recovery, Rejection, ServerMessage,
-    close_code, parse_client_message,
+    parse_client_message,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +45,24 @@ impl Default for NativeProtocol {
 }
 
 fn text(json: String) -> Action {
-    Action::SendText(ByteString::from(json))
+    Action::Send(Frame::Text(ByteString::from(json)))
+}
+
+/// `{"type":"op",...}` for `op`, built once per op and shared by every
+/// native session that receives it.
+fn op_frame(op: &CommittedOp) -> Action {
+    Action::Send(op.frame(WireFormat::NativeJson, |op| {
+        let update = crdt::to_base64(&op.update);
+        Frame::Text(ByteString::from(
+            ServerMessage::Op {
+                server_seq: op.server_seq,
+                client_id: &op.client_id,
+                client_op_id: op.client_op_id,
+                update: &update,
+            }
+            .to_json(),
+        ))
+    }))
 }
 
 impl NativeProtocol {
@@ -120,7 +141,7 @@ impl NativeProtocol {
                         echo: false,
                     }),
                     Err(problem) => out.push(text(
-                        Rejection::new(ErrorCode::BadMessage, problem).to_json(),
+                        Rejection::new(ErrorCode::BadMessage, problem.to_string()).to_json(),
                     )),
                 }
             }
@@ -176,16 +197,22 @@ impl SessionProtocol for NativeProtocol {
         self.reject_and_close(&rejection, close_code::MESSAGE_TOO_BIG, out);
     }
 
-    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>) {
-        self.reject_and_close(&error.rejection, error.close_code, out);
+    fn on_join_timeout(&mut self, out: &mut Vec<Action>) {
+        let rejection = Rejection::new(ErrorCode::HelloRequired, "no hello received in time");
+        self.reject_and_close(&rejection, close_code::POLICY_VIOLATION, out);
     }
 
-    fn on_event(&mut self, own: SessionId, event: SessionEvent, out: &mut Vec<Action>) {
+    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>) {
+        let rejection = Rejection::from_refusal(&error.refusal, None);
+        self.reject_and_close(&rejection, error.close_code, out);
+    }
+
+    fn on_event(&mut self, own: SessionId, event: DocumentEvent, out: &mut Vec<Action>) {
         if self.state == State::Closed {
             return;
         }
         match event {
-            SessionEvent::Welcome {
+            DocumentEvent::Welcome {
                 welcome,
                 catch_up,
                 awareness,
@@ -205,9 +232,7 @@ impl SessionProtocol for NativeProtocol {
                     .to_json(),
                 ));
                 match catch_up {
-                    CatchUp::Replay { ops } => {
-                        out.extend(ops.iter().map(|op| Action::SendText(op.native_frame())))
-                    }
+                    CatchUp::Replay { ops } => out.extend(ops.iter().map(|op| op_frame(op))),
                     CatchUp::Snapshot { server_seq, state } => out.push(text(
                         ServerMessage::Snapshot {
                             server_seq,
@@ -221,7 +246,7 @@ impl SessionProtocol for NativeProtocol {
                     out.push(awareness_frame(&update));
                 }
             }
-            SessionEvent::Committed { ops, .. } => {
+            DocumentEvent::Committed { ops, .. } => {
                 for op in ops.iter() {
                     if op.origin == Some(own) {
                         out.push(text(
@@ -233,11 +258,11 @@ impl SessionProtocol for NativeProtocol {
                             .to_json(),
                         ));
                     } else {
-                        out.push(Action::SendText(op.native_frame()));
+                        out.push(op_frame(op));
                     }
                 }
             }
-            SessionEvent::DuplicateAck {
+            DocumentEvent::DuplicateAck {
                 client_op_id,
                 server_seq,
             } => out.push(text(
@@ -248,10 +273,15 @@ impl SessionProtocol for NativeProtocol {
                 }
                 .to_json(),
             )),
-            SessionEvent::Rejected { rejection } => out.push(text(rejection.to_json())),
-            SessionEvent::Awareness { update } => out.push(awareness_frame(&update)),
-            SessionEvent::SyncStep2 { .. } => {}
-            SessionEvent::Close { code, reason } => self.close(code, &reason, out),
+            DocumentEvent::Refused {
+                refusal,
+                client_op_id,
+            } => out.push(text(
+                Rejection::from_refusal(&refusal, client_op_id).to_json(),
+            )),
+            DocumentEvent::Awareness { update } => out.push(awareness_frame(&update)),
+            DocumentEvent::SyncStep2 { .. } => {}
+            DocumentEvent::Close { code, reason } => self.close(code, &reason, out),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Native protocol v1: JSON text frames, one object per frame.
+//! Native protocol v1 messages: JSON text frames, one object per frame.
 //!
 //! This module only parses and formats messages; it knows nothing about
 //! actors or sockets, so every rule here is unit-tested in isolation. The
 //! protocol itself is described in `docs/protocol.md`.
 
 use serde::{Deserialize, Serialize};
+
+use crate::vocabulary::{Refusal, RefusalReason};
 
 /// The only protocol version this server speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
@@ -14,23 +16,6 @@ pub const MAX_CLIENT_ID_CHARS: usize = 64;
 
 /// Largest `client_op_id` the op log can store (it is a signed 64-bit column).
 pub const MAX_CLIENT_OP_ID: u64 = i64::MAX as u64;
-
-/// WebSocket close codes the server uses (RFC 6455 section 7.4.1).
-pub mod close_code {
-    /// The server is shutting down, or the client was silent too long.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The client broke the protocol (no `hello` first, second `hello`, bad version).
-    pub const POLICY_VIOLATION: u16 = 1008;
-    /// A frame was larger than `documents.max_message_bytes`.
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// The server hit an unexpected condition.
-    pub const INTERNAL_ERROR: u16 = 1011;
-    /// The document restarted; reconnect with `last_seen_server_seq`.
-    pub const SERVICE_RESTART: u16 = 1012;
-    /// The document cannot be served right now, or an op was refused
-    /// (`unavailable`); reconnect (with back-off) and resend.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -173,6 +158,21 @@ impl Rejection {
         }
     }
 
+    /// What the client is told about a refusal of the engine (`op`: the
+    /// refused op, if it is about one).
+    pub fn from_refusal(refusal: &Refusal, op: Option<u64>) -> Self {
+        let code = match refusal.reason {
+            RefusalReason::Unavailable | RefusalReason::ShuttingDown | RefusalReason::NotLoaded => {
+                ErrorCode::Unavailable
+            }
+        };
+        Rejection {
+            code,
+            message: refusal.message.clone(),
+            client_op_id: op,
+        }
+    }
+
     /// The `error` message for the client.
     pub fn to_json(&self) -> String {
         ServerMessage::Error {
@@ -182,28 +182,6 @@ impl Rejection {
         }
         .to_json()
     }
-}
-
-/// Longest accepted document id, in characters.
-pub const MAX_DOCUMENT_ID_CHARS: usize = 128;
-
-/// Checks a document id from the URL: 1–128 characters of `[A-Za-z0-9._-]`.
-pub fn validate_document_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_DOCUMENT_ID_CHARS {
-        return Err(format!(
-            "document id must be 1 to {MAX_DOCUMENT_ID_CHARS} characters long, got {}",
-            id.chars().count()
-        ));
-    }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "document id may only contain A-Z, a-z, 0-9, '.', '_' and '-'; found {bad:?}"
-        ));
-    }
-    Ok(())
 }
 
 /// Parses one text frame and checks the field rules serde cannot express.
@@ -320,16 +298,6 @@ mod tests {
             "é".repeat(64)
         );
         assert!(parse_client_message(&max).is_ok());
-    }
-
-    #[test]
-    fn document_ids() {
-        assert!(validate_document_id("notes-2026_v1.draft").is_ok());
-        assert!(validate_document_id(&"a".repeat(128)).is_ok());
-        assert!(validate_document_id(&"a".repeat(129)).is_err());
-        assert!(validate_document_id("").is_err());
-        assert!(validate_document_id("a b").unwrap_err().contains("' '"));
-        assert!(validate_document_id("é").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! `durability = "normal"`, whose commits are otherwise cheap).
 //!
 //! So the engine raises `wal_autocheckpoint` to a safety net (see
-//! [`crate::store::Store::connect`]) and this task runs a passive checkpoint
+//! [`Store::connect`]) and this task runs a passive checkpoint
 //! on another pool connection every [`CHECKPOINT_EVERY`] while commits
 //! happen. A passive checkpoint neither waits for nor blocks writers: on
 //! SQLite's worker thread for that connection it copies what it can and
@@ -17,8 +17,8 @@
 use std::sync::Weak;
 use std::time::Duration;
 
+use super::Store;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 /// How often the WAL is checkpointed while commits happen.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);

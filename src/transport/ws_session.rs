@@ -5,7 +5,7 @@
 //! the transport: it reassembles fragmented messages, enforces the size
 //! limit, pings the client and drops it when silent, registers with the
 //! session manager, joins the document and leaves it. What the frames mean
-//! is decided by its [`SessionProtocol`] ([`crate::sessions`]), which turns
+//! is decided by its [`SessionProtocol`] ([`crate::protocols`]), which turns
 //! frames and document events into [`Action`]s that this actor carries out.
 //!
 //! Life of a session: `started` registers with the manager and starts the
@@ -20,17 +20,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
-use bytes::BytesMut;
 
-use crate::document::state::SessionId;
+use super::fragments::{Fragments, Reassembled, close_reason};
 use crate::document::{
-    DocumentActor, JoinDocument, JoinError, LeaveDocument, QueryAwareness, RelayAwareness,
-    SubmitOp, SyncStateVector,
+    DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness, RelayAwareness,
+    SubmitOp, Submitter, SyncStateVector,
 };
-use crate::events::SessionEvent;
-use crate::protocol::close_code;
+use crate::protocols::{Action, JoinRequest, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, SessionManager, UnregisterSession};
-use crate::sessions::{Action, JoinRequest, SessionProtocol};
+use crate::vocabulary::{Frame, JoinError, SessionId, close_code};
 
 /// What a session needs from the engine.
 #[derive(Clone)]
@@ -59,17 +57,11 @@ pub fn start<P: SessionProtocol>(
         document: None,
         closed: false,
         last_alive: Instant::now(),
-        fragments: None,
+        fragments: Fragments::default(),
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(config.max_message_bytes)
         .start()
-}
-
-/// A message split over continuation frames, being reassembled.
-struct Fragments {
-    text: bool,
-    data: BytesMut,
 }
 
 /// See the module docs.
@@ -84,7 +76,8 @@ pub struct WsSession<P: SessionProtocol> {
     closed: bool,
     /// Last time the client showed life (any frame, pong included).
     last_alive: Instant,
-    fragments: Option<Fragments>,
+    /// A message split over continuation frames, being reassembled.
+    fragments: Fragments,
 }
 
 impl<P: SessionProtocol> WsSession<P> {
@@ -95,8 +88,8 @@ impl<P: SessionProtocol> WsSession<P> {
                 return;
             }
             match action {
-                Action::SendText(text) => ctx.text(text),
-                Action::SendBinary(data) => ctx.binary(data),
+                Action::Send(Frame::Text(text)) => ctx.text(text),
+                Action::Send(Frame::Binary(data)) => ctx.binary(data),
                 Action::Join(request) => self.join(request, ctx),
                 Action::Submit {
                     client_op_id,
@@ -105,7 +98,7 @@ impl<P: SessionProtocol> WsSession<P> {
                 } => {
                     if let Some(document) = &self.document {
                         document.do_send(SubmitOp {
-                            session_id: self.id,
+                            submitter: Submitter::Session(self.id),
                             client_op_id,
                             update,
                             skip_if_redundant,
@@ -180,13 +173,9 @@ impl<P: SessionProtocol> WsSession<P> {
                             return;
                         }
                         Ok(Err(e)) => e,
-                        Err(e) => JoinError {
-                            rejection: crate::protocol::Rejection::new(
-                                crate::protocol::ErrorCode::Unavailable,
-                                format!("the server could not process the join: {e}"),
-                            ),
-                            close_code: close_code::INTERNAL_ERROR,
-                        },
+                        Err(e) => JoinError::internal(format!(
+                            "the server could not process the join: {e}"
+                        )),
                     };
                     act.with_protocol(ctx, |p, out| p.on_join_failed(error, out));
                 }),
@@ -197,10 +186,7 @@ impl<P: SessionProtocol> WsSession<P> {
         if self.closed {
             return;
         }
-        let level = if matches!(
-            code,
-            close_code::POLICY_VIOLATION | close_code::MESSAGE_TOO_BIG | 1003 | 1007
-        ) {
+        let level = if close_code::is_client_error(code) {
             log::Level::Info
         } else {
             log::Level::Debug
@@ -238,55 +224,23 @@ impl<P: SessionProtocol> WsSession<P> {
     }
 
     fn on_fragment(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
-        use actix_http::ws::Item;
-        let (first, text, chunk, last) = match item {
-            Item::FirstText(b) => (true, true, b, false),
-            Item::FirstBinary(b) => (true, false, b, false),
-            Item::Continue(b) => (false, false, b, false),
-            Item::Last(b) => (false, false, b, true),
-        };
-        if first {
-            self.fragments = Some(Fragments {
-                text,
-                data: BytesMut::new(),
-            });
-        }
-        let Some(fragments) = self.fragments.as_mut() else {
-            return self.close(
+        match self.fragments.push(item, self.config.max_message_bytes) {
+            Reassembled::Pending => {}
+            Reassembled::Text(Ok(text)) => self.with_protocol(ctx, |p, out| p.on_text(&text, out)),
+            Reassembled::Text(Err(_)) => self.close(
+                ctx,
+                close_code::INVALID_PAYLOAD,
+                "text message is not valid UTF-8",
+            ),
+            Reassembled::Binary(data) => self.with_protocol(ctx, |p, out| p.on_binary(&data, out)),
+            Reassembled::TooLarge => self.too_large(ctx),
+            Reassembled::NoFirstFrame => self.close(
                 ctx,
                 close_code::POLICY_VIOLATION,
                 "continuation frame without a first frame",
-            );
-        };
-        if fragments.data.len() + chunk.len() > self.config.max_message_bytes {
-            self.fragments = None;
-            return self.too_large(ctx);
-        }
-        fragments.data.extend_from_slice(&chunk);
-        if last && let Some(done) = self.fragments.take() {
-            if !done.text {
-                return self.with_protocol(ctx, |p, out| p.on_binary(&done.data, out));
-            }
-            match std::str::from_utf8(&done.data) {
-                Ok(text) => self.with_protocol(ctx, |p, out| p.on_text(text, out)),
-                Err(_) => self.close(ctx, 1007, "text message is not valid UTF-8"),
-            }
+            ),
         }
     }
-}
-
-/// A close frame carries at most 123 bytes of reason (RFC 6455 5.5): cut
-/// longer ones at a character boundary.
-fn close_reason(reason: &str) -> &str {
-    const MAX: usize = 123;
-    if reason.len() <= MAX {
-        return reason;
-    }
-    let mut end = MAX;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
 }
 
 impl<P: SessionProtocol> Actor for WsSession<P> {
@@ -319,11 +273,8 @@ impl<P: SessionProtocol> Actor for WsSession<P> {
         });
         ctx.run_later(self.config.client_timeout, |act, ctx| {
             if act.document.is_none() && !act.closed {
-                let rejection = crate::protocol::Rejection::new(
-                    crate::protocol::ErrorCode::HelloRequired,
-                    "no hello received in time",
-                );
-                ctx.text(rejection.to_json());
+                act.with_protocol(ctx, |p, out| p.on_join_timeout(out));
+                // Whatever the protocol said, the session ends here.
                 act.close(
                     ctx,
                     close_code::POLICY_VIOLATION,
@@ -349,10 +300,10 @@ impl<P: SessionProtocol> Actor for WsSession<P> {
     }
 }
 
-impl<P: SessionProtocol> Handler<SessionEvent> for WsSession<P> {
+impl<P: SessionProtocol> Handler<DocumentEvent> for WsSession<P> {
     type Result = ();
 
-    fn handle(&mut self, event: SessionEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, event: DocumentEvent, ctx: &mut Self::Context) {
         if self.closed {
             return;
         }
@@ -405,16 +356,5 @@ impl<P: SessionProtocol> StreamHandler<Result<ws::Message, ws::ProtocolError>> f
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn close_reasons_fit_a_close_frame() {
-        assert_eq!(super::close_reason("short"), "short");
-        let long = "é".repeat(100);
-        let cut = super::close_reason(&long);
-        assert!(cut.len() <= 123 && long.starts_with(cut) && !cut.is_empty());
     }
 }

@@ -11,6 +11,8 @@
 //! text frame with 1003 (unsupported data), a truncated or undecodable
 //! message with 1007 (invalid payload); nothing of that frame is logged.
 
+mod frame;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,16 +21,14 @@ use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use super::{Action, JoinMode, JoinRequest, SessionProtocol};
+use super::{Action, JoinRequest, SessionProtocol};
 use crate::crdt;
-use crate::document::JoinError;
-use crate::document::state::SessionId;
-use crate::events::{CatchUp, SessionEvent};
-
-/// WebSocket close code for a message type the protocol does not know.
-pub const UNSUPPORTED_DATA: u16 = 1003;
-/// WebSocket close code for a message that cannot be decoded.
-pub const INVALID_PAYLOAD: u16 = 1007;
+use crate::document::{CatchUp, DocumentEvent};
+use crate::vocabulary::close_code::{
+    INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, UNSUPPORTED_DATA,
+};
+use crate::vocabulary::{CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat};
+use frame::{Incoming, decode_frame};
 
 /// The y-websocket state machine of one session.
 #[derive(Debug)]
@@ -47,13 +47,16 @@ impl Default for YjsProtocol {
     }
 }
 
-/// One y-protocols sync `Update` message carrying `update`.
-pub fn update_frame(update: &[u8]) -> Bytes {
-    Bytes::from(Message::Sync(SyncMessage::Update(update.to_vec())).encode_v1())
+fn binary(message: Message) -> Action {
+    Action::Send(Frame::Binary(Bytes::from(message.encode_v1())))
 }
 
-fn binary(message: Message) -> Action {
-    Action::SendBinary(Bytes::from(message.encode_v1()))
+/// The sync `Update` message of `op`, built once per op and shared by
+/// every y-websocket session that receives it.
+fn op_frame(op: &CommittedOp) -> Action {
+    Action::Send(op.frame(WireFormat::YjsSync, |op| {
+        Frame::Binary(frame::update_frame(&op.update))
+    }))
 }
 
 fn awareness_message(update: &[u8]) -> Option<Action> {
@@ -70,121 +73,6 @@ impl YjsProtocol {
         }
     }
 }
-
-/// One decoded y-protocols message of a frame.
-#[derive(Debug)]
-enum Incoming {
-    SyncStep1(Bytes),
-    /// Sync step 2 or update: both carry an update to apply.
-    Update(Bytes),
-    Awareness(Bytes),
-    QueryAwareness,
-}
-
-/// Why a frame was refused: the close code and reason.
-type FrameError = (u16, String);
-
-/// lib0 encoding reader over one frame.
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn var_uint(&mut self, what: &str) -> Result<u64, FrameError> {
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&byte) = self.data.get(self.at) else {
-                return Err((INVALID_PAYLOAD, format!("truncated {what}")));
-            };
-            self.at += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err((INVALID_PAYLOAD, format!("{what} is not a valid varUint")))
-    }
-
-    fn buf(&mut self, what: &str) -> Result<&'a [u8], FrameError> {
-        let len = self.var_uint(what)?;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| self.at.checked_add(len))
-            .filter(|end| *end <= self.data.len())
-            .ok_or_else(|| (INVALID_PAYLOAD, format!("truncated {what}")))?;
-        let buf = &self.data[self.at..end];
-        self.at = end;
-        Ok(buf)
-    }
-
-    fn done(&self) -> bool {
-        self.at == self.data.len()
-    }
-}
-
-/// Decodes and validates every message of a frame before any is acted on,
-/// so a frame with one bad message contributes nothing.
-fn decode_frame(data: &[u8]) -> Result<Vec<Incoming>, FrameError> {
-    let mut reader = Reader { data, at: 0 };
-    let mut messages = Vec::new();
-    if data.is_empty() {
-        return Err((INVALID_PAYLOAD, "empty binary frame".to_owned()));
-    }
-    while !reader.done() {
-        match reader.var_uint("message type")? {
-            MESSAGE_SYNC => match reader.var_uint("sync message type")? {
-                SYNC_STEP_1 => {
-                    let sv = reader.buf("state vector")?;
-                    StateVector::decode_v1(sv).map_err(|e| {
-                        (
-                            INVALID_PAYLOAD,
-                            format!("state vector cannot be decoded: {e}"),
-                        )
-                    })?;
-                    messages.push(Incoming::SyncStep1(Bytes::copy_from_slice(sv)));
-                }
-                SYNC_STEP_2 | SYNC_UPDATE => {
-                    let update = reader.buf("update")?;
-                    messages.push(Incoming::Update(Bytes::copy_from_slice(update)));
-                }
-                other => {
-                    return Err((
-                        UNSUPPORTED_DATA,
-                        format!("unknown sync message type {other}"),
-                    ));
-                }
-            },
-            MESSAGE_AWARENESS => {
-                let update = reader.buf("awareness update")?;
-                crdt::validate_awareness(update).map_err(|e| (INVALID_PAYLOAD, e))?;
-                messages.push(Incoming::Awareness(Bytes::copy_from_slice(update)));
-            }
-            MESSAGE_QUERY_AWARENESS => messages.push(Incoming::QueryAwareness),
-            MESSAGE_AUTH => {
-                return Err((
-                    UNSUPPORTED_DATA,
-                    "auth messages are not supported".to_owned(),
-                ));
-            }
-            other => {
-                return Err((
-                    UNSUPPORTED_DATA,
-                    format!("unknown y-protocols message type {other}"),
-                ));
-            }
-        }
-    }
-    Ok(messages)
-}
-
-const MESSAGE_SYNC: u64 = 0;
-const MESSAGE_AWARENESS: u64 = 1;
-const MESSAGE_AUTH: u64 = 2;
-const MESSAGE_QUERY_AWARENESS: u64 = 3;
-const SYNC_STEP_1: u64 = 0;
-const SYNC_STEP_2: u64 = 1;
-const SYNC_UPDATE: u64 = 2;
 
 impl SessionProtocol for YjsProtocol {
     const NAME: &'static str = "y-websocket";
@@ -244,22 +132,27 @@ impl SessionProtocol for YjsProtocol {
 
     fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>) {
         self.close(
-            crate::protocol::close_code::MESSAGE_TOO_BIG,
+            MESSAGE_TOO_BIG,
             format!("message larger than the limit of {limit} bytes"),
             out,
         );
     }
 
-    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>) {
-        self.close(error.close_code, error.rejection.message, out);
+    fn on_join_timeout(&mut self, out: &mut Vec<Action>) {
+        let reason = "the document did not answer the join in time".to_owned();
+        self.close(POLICY_VIOLATION, reason, out);
     }
 
-    fn on_event(&mut self, own: SessionId, event: SessionEvent, out: &mut Vec<Action>) {
+    fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>) {
+        self.close(error.close_code, error.refusal.message, out);
+    }
+
+    fn on_event(&mut self, own: SessionId, event: DocumentEvent, out: &mut Vec<Action>) {
         if self.closed {
             return;
         }
         match event {
-            SessionEvent::Welcome {
+            DocumentEvent::Welcome {
                 catch_up,
                 awareness,
                 ..
@@ -274,23 +167,23 @@ impl SessionProtocol for YjsProtocol {
                     out.push(action);
                 }
             }
-            SessionEvent::Committed { ops, .. } => {
+            DocumentEvent::Committed { ops, .. } => {
                 for op in ops.iter().filter(|op| op.origin != Some(own)) {
-                    out.push(Action::SendBinary(op.yjs_frame()));
+                    out.push(op_frame(op));
                 }
             }
-            SessionEvent::SyncStep2 { update } => out.push(binary(Message::Sync(
+            DocumentEvent::SyncStep2 { update } => out.push(binary(Message::Sync(
                 SyncMessage::SyncStep2(update.to_vec()),
             ))),
-            SessionEvent::Awareness { update } => {
+            DocumentEvent::Awareness { update } => {
                 if let Some(action) = awareness_message(&update) {
                     out.push(action);
                 }
             }
             // A refused update is followed by a close (1013): the provider
             // reconnects and its sync step sends the update again.
-            SessionEvent::Rejected { .. } | SessionEvent::DuplicateAck { .. } => {}
-            SessionEvent::Close { code, reason } => self.close(code, reason, out),
+            DocumentEvent::Refused { .. } | DocumentEvent::DuplicateAck { .. } => {}
+            DocumentEvent::Close { code, reason } => self.close(code, reason, out),
         }
     }
 }

@@ -1,11 +1,17 @@
 //! The session manager: one per engine. It knows every session and every
-//! loaded document, starts each document actor under a `Supervisor` on first
-//! use, routes joins to it and forgets it when it unloads.
+//! loaded document, starts each document actor under a `Supervisor` on
+//! first use, forwards joins and every other message for a document to it
+//! ([`ToDocument`]; [`Documents`] wraps that as the document API), and
+//! forgets a document when it unloads.
 //!
-//! Joins always pass through the manager, so it can tell whether a join is
-//! on its way to a document that asked to unload: it counts the joins it
-//! forwarded, the document counts the joins it received, and the unload is
-//! granted only when both agree.
+//! Everything for a document passes through the manager, so it can tell
+//! whether something is on its way to a document that asked to unload: it
+//! counts what it forwarded, the document counts what it received
+//! ([`Forwarded`]), and the unload is granted only when both agree.
+
+mod documents;
+mod memory;
+mod messages;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,112 +21,22 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::configuration::DocumentSettings;
-use crate::document::state::SessionId;
-use crate::document::{
-    DocumentActor, FailCommits, Flush, InjectPanic, JoinDocument, JoinError, Unload,
-};
-use crate::events::SessionEvent;
+use crate::document::{DocumentActor, DocumentEvent, Flush, Forwarded, Unload, UnloadRequest};
 use crate::metrics::Metrics;
-use crate::protocol::close_code;
 use crate::store::Store;
+use crate::vocabulary::{JoinError, Refusal, SessionId, close_code};
+pub use documents::Documents;
+use memory::release_memory;
+pub use messages::*;
 
 /// How long after an unload the freed memory is handed back to the OS.
 const RELEASE_DELAY: Duration = Duration::from_secs(2);
 
-/// Returns freed heap memory to the OS. glibc's allocator keeps freed memory
-/// mapped for reuse, so without this an unloaded document's memory would
-/// stay in the process's RSS (reused by the next documents, but never
-/// returned). Runs on a blocking thread: trimming a large heap takes a few
-/// milliseconds.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    actix_web::rt::task::spawn_blocking(|| {
-        // SAFETY: malloc_trim only walks and trims the allocator's own
-        // arenas under their locks; it has no preconditions.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-    });
-}
-
-/// A session announces itself (for shutdown and statistics).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegisterSession {
-    pub session_id: SessionId,
-    pub recipient: Recipient<SessionEvent>,
-}
-
-/// A session is gone.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct UnregisterSession {
-    pub session_id: SessionId,
-}
-
-/// A session asks to join `document_id`; on success it gets the document's
-/// address for its ops.
-#[derive(Message)]
-#[rtype(result = "Result<Addr<DocumentActor>, JoinError>")]
-pub struct Join {
-    pub document_id: Arc<str>,
-    pub request: JoinDocument,
-}
-
-/// A document asks to be forgotten: idle (granted only if no join is in
-/// transit), or failed (`failed_for`: always granted, and new connections
-/// are refused for that long before the document is tried again).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct UnloadRequest {
-    pub document_id: Arc<str>,
-    pub instance: u64,
-    pub joins_seen: u64,
-    pub failed_for: Option<Duration>,
-}
-
-/// Fault injection (only routed when `debug.fault_injection` is on).
-#[derive(Debug, Clone, Copy)]
-pub enum Fault {
-    /// Panic inside a handler of the document actor.
-    Panic,
-    /// Fail the next `count` commits (after they reached storage when
-    /// `after_commit`).
-    FailCommits { count: u32, after_commit: bool },
-}
-
-/// Injects `fault` into the loaded document `document_id`.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct InjectFault {
-    pub document_id: Arc<str>,
-    pub fault: Fault,
-}
-
-/// Graceful shutdown of every document and session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
-
-/// Counters for tests and operators.
-#[derive(Message)]
-#[rtype(result = "EngineStats")]
-pub struct GetStats;
-
-/// What the engine currently holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EngineStats {
-    /// Documents loaded in memory (each with its actor).
-    pub documents_loaded: usize,
-    /// Open WebSocket sessions.
-    pub sessions: usize,
-}
-
 struct DocumentEntry {
     addr: Addr<DocumentActor>,
     instance: u64,
-    /// Joins forwarded to this instance (see the module docs).
-    joins_sent: u64,
+    /// Messages forwarded to this instance (see the module docs).
+    forwarded: u64,
 }
 
 /// See the module docs.
@@ -131,12 +47,12 @@ pub struct SessionManager {
     /// Loaded documents. An entry exists exactly while its actor may serve.
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
-    sessions: HashMap<SessionId, Recipient<SessionEvent>>,
+    sessions: HashMap<SessionId, Recipient<DocumentEvent>>,
     /// Documents that failed, refused until the given time.
     failed_until: HashMap<Arc<str>, Instant>,
     /// Source of document instance numbers.
     next_instance: u64,
-    /// Set by [`Shutdown`]: no new joins.
+    /// Set by [`Shutdown`]: nothing more is forwarded.
     shutting_down: bool,
     /// A memory release is scheduled (see [`release_memory`]).
     release_scheduled: bool,
@@ -155,6 +71,35 @@ impl SessionManager {
             shutting_down: false,
             release_scheduled: false,
         }
+    }
+
+    /// The address to forward one message for `id` to (counted), starting
+    /// the document's actor if needed and allowed; or why not.
+    fn route(
+        &mut self,
+        id: &Arc<str>,
+        loading: Loading,
+        ctx: &mut Context<Self>,
+    ) -> Result<Addr<DocumentActor>, Refusal> {
+        if self.shutting_down {
+            return Err(Refusal::shutting_down());
+        }
+        if let Some(until) = self.failed_until.get(id) {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                return Err(Refusal::unavailable(format!(
+                    "document {id} failed and is refused for another {} ms; retry later",
+                    left.as_millis()
+                )));
+            }
+            self.failed_until.remove(id);
+        }
+        if loading == Loading::OnlyIfLoaded && !self.documents.contains_key(id) {
+            return Err(Refusal::not_loaded(id));
+        }
+        let entry = self.document(id, ctx);
+        entry.forwarded += 1;
+        Ok(entry.addr.clone())
     }
 
     fn document(&mut self, id: &Arc<str>, ctx: &mut Context<Self>) -> &mut DocumentEntry {
@@ -177,7 +122,7 @@ impl SessionManager {
             DocumentEntry {
                 addr,
                 instance,
-                joins_sent: 0,
+                forwarded: 0,
             }
         })
     }
@@ -192,7 +137,7 @@ impl Handler<RegisterSession> for SessionManager {
 
     fn handle(&mut self, msg: RegisterSession, _ctx: &mut Context<Self>) {
         if self.shutting_down {
-            msg.recipient.do_send(SessionEvent::Close {
+            msg.recipient.do_send(DocumentEvent::Close {
                 code: close_code::GOING_AWAY,
                 reason: "server shutting down".to_owned(),
             });
@@ -214,25 +159,13 @@ impl Handler<Join> for SessionManager {
     type Result = ResponseFuture<Result<Addr<DocumentActor>, JoinError>>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
-        if self.shutting_down {
-            return Box::pin(async { Err(JoinError::going_away()) });
-        }
-        if let Some(until) = self.failed_until.get(&msg.document_id) {
-            let left = until.saturating_duration_since(Instant::now());
-            if !left.is_zero() {
-                let error = JoinError::unavailable(format!(
-                    "document {} failed and is refused for another {} ms; retry later",
-                    msg.document_id,
-                    left.as_millis()
-                ));
-                return Box::pin(async move { Err(error) });
-            }
-            self.failed_until.remove(&msg.document_id);
-        }
-        let entry = self.document(&msg.document_id, ctx);
-        entry.joins_sent += 1;
-        let addr = entry.addr.clone();
-        let joined = addr.send(msg.request);
+        let addr = match self.route(&msg.document_id, Loading::LoadIfNeeded, ctx) {
+            Ok(addr) => addr,
+            Err(refusal) => return Box::pin(async move { Err(JoinError::from(refusal)) }),
+        };
+        let joined = addr.send(Forwarded {
+            message: msg.request,
+        });
         Box::pin(async move {
             match joined.await {
                 Ok(Ok(())) => Ok(addr),
@@ -241,6 +174,30 @@ impl Handler<Join> for SessionManager {
                     "the document did not answer the join ({e}); retry"
                 ))),
             }
+        })
+    }
+}
+
+impl<M> Handler<ToDocument<M>> for SessionManager
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    DocumentActor: Handler<Forwarded<M>>,
+{
+    type Result = ResponseFuture<Result<M::Result, Refusal>>;
+
+    fn handle(&mut self, msg: ToDocument<M>, ctx: &mut Context<Self>) -> Self::Result {
+        let addr = match self.route(&msg.document_id, msg.loading, ctx) {
+            Ok(addr) => addr,
+            Err(refusal) => return Box::pin(async move { Err(refusal) }),
+        };
+        let sent = addr.send(Forwarded {
+            message: msg.message,
+        });
+        Box::pin(async move {
+            sent.await.map_err(|e| {
+                Refusal::unavailable(format!("the document did not answer ({e}); retry"))
+            })
         })
     }
 }
@@ -255,9 +212,9 @@ impl Handler<UnloadRequest> for SessionManager {
         if entry.instance != msg.instance {
             return;
         }
-        if msg.failed_for.is_none() && entry.joins_sent != msg.joins_seen {
+        if msg.failed_for.is_none() && entry.forwarded != msg.forwarded_seen {
             log::debug!(
-                "document {}: unload refused, a join is in transit",
+                "document {}: unload refused, a message is in transit",
                 msg.document_id
             );
             return;
@@ -279,34 +236,6 @@ impl Handler<UnloadRequest> for SessionManager {
             self.failed_until
                 .insert(msg.document_id, Instant::now() + failed_for);
         }
-    }
-}
-
-impl Handler<InjectFault> for SessionManager {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, msg: InjectFault, _ctx: &mut Context<Self>) -> Self::Result {
-        let Some(entry) = self.documents.get(&msg.document_id) else {
-            let error = format!("document {} is not loaded", msg.document_id);
-            return Box::pin(async move { Err(error) });
-        };
-        let addr = entry.addr.clone();
-        Box::pin(async move {
-            let sent = match msg.fault {
-                Fault::Panic => addr.send(InjectPanic).await,
-                Fault::FailCommits {
-                    count,
-                    after_commit,
-                } => {
-                    addr.send(FailCommits {
-                        count,
-                        after_commit,
-                    })
-                    .await
-                }
-            };
-            sent.map_err(|e| format!("the document did not answer: {e}"))
-        })
     }
 }
 
@@ -332,7 +261,7 @@ impl Handler<Shutdown> for SessionManager {
             .into_actor(self)
             .map(|(), act, _ctx| {
                 for (_, session) in act.sessions.drain() {
-                    session.do_send(SessionEvent::Close {
+                    session.do_send(DocumentEvent::Close {
                         code: close_code::GOING_AWAY,
                         reason: "server shutting down".to_owned(),
                     });

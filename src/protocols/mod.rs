@@ -1,12 +1,13 @@
-//! The wire protocols of a session, free of actix and sockets.
+//! The wire protocols of a session, sans-IO: no actix, no sockets.
 //!
 //! A protocol turns what arrives on the WebSocket (text or binary frames)
-//! and what the document sends (a [`SessionEvent`]) into [`Action`]s: frames
-//! to send, a join, ops to submit, awareness to relay, a close. The
-//! transport actor in `ws_session` carries the actions out. Two protocols
+//! and what the document sends (a [`DocumentEvent`]) into [`Action`]s:
+//! frames to send, a join, ops to submit, awareness to relay, a close. The
+//! transport (`crate::transport`) carries the actions out. Two protocols
 //! exist: [`native`] (JSON, `GET /ws/{id}`) and [`yjs`] (y-websocket,
 //! `GET /yjs/{id}`); both reach the same document actors, so a document can
-//! be edited through both at once.
+//! be edited through both at once. Each builds its own frames from the
+//! shared vocabulary; the document core knows neither.
 
 pub mod native;
 pub mod yjs;
@@ -14,25 +15,10 @@ pub mod yjs;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use bytestring::ByteString;
 
 use crate::crdt::ValidUpdate;
-use crate::document::JoinError;
-use crate::document::state::SessionId;
-use crate::events::SessionEvent;
-
-/// How a session catches up when it joins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JoinMode {
-    /// Native protocol: replay after `last_seen_server_seq`, or a snapshot.
-    Native {
-        last_seen_server_seq: Option<u64>,
-        epoch: Option<String>,
-    },
-    /// y-websocket: the document's state vector (for sync step 1), then the
-    /// client's own sync step 1 is answered with the difference.
-    Yjs,
-}
+use crate::document::DocumentEvent;
+use crate::vocabulary::{Frame, JoinError, JoinMode, SessionId};
 
 /// A join the protocol asks for.
 #[derive(Debug, Clone)]
@@ -47,8 +33,8 @@ pub struct JoinRequest {
 /// What the transport must do, in order.
 #[derive(Debug)]
 pub enum Action {
-    SendText(ByteString),
-    SendBinary(Bytes),
+    /// Send a text or binary WebSocket message.
+    Send(Frame),
     /// Join the document; no further frame is read until it is answered.
     Join(JoinRequest),
     /// Submit an op to the document.
@@ -62,21 +48,13 @@ pub enum Action {
     /// Relay an awareness update (y-protocols encoding) to the others;
     /// with `echo`, back to this session too (y-websocket providers count
     /// the echo as a sign of life of the connection).
-    Awareness {
-        update: Bytes,
-        echo: bool,
-    },
+    Awareness { update: Bytes, echo: bool },
     /// Ask for every awareness state.
     QueryAwareness,
     /// y-websocket sync step 1: ask for the difference to this state vector.
-    SyncStep1 {
-        state_vector: Bytes,
-    },
+    SyncStep1 { state_vector: Bytes },
     /// Close the connection.
-    Close {
-        code: u16,
-        reason: String,
-    },
+    Close { code: u16, reason: String },
 }
 
 /// A session's wire protocol. See the module docs.
@@ -94,6 +72,9 @@ pub trait SessionProtocol: Unpin + 'static {
     fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>);
     /// The join was refused.
     fn on_join_failed(&mut self, error: JoinError, out: &mut Vec<Action>);
+    /// No join happened within the client timeout (the native client sent
+    /// no `hello`); the transport closes with 1008 after `out`.
+    fn on_join_timeout(&mut self, out: &mut Vec<Action>);
     /// The document sent `event` to this session (`own` is its id).
-    fn on_event(&mut self, own: SessionId, event: SessionEvent, out: &mut Vec<Action>);
+    fn on_event(&mut self, own: SessionId, event: DocumentEvent, out: &mut Vec<Action>);
 }

@@ -15,7 +15,8 @@ use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use crate::document::state::SessionId;
+use crate::crdt::AwarenessProblem;
+use crate::vocabulary::SessionId;
 
 /// The JSON a removed state is announced with.
 const REMOVED: &str = "null";
@@ -43,9 +44,13 @@ impl AwarenessRegistry {
     /// y-protocols: a state is taken when its clock is newer, and a `null`
     /// state with the same clock removes it. Returns the entries that
     /// changed (to relay), or `None` when nothing did.
-    pub fn apply(&mut self, session: SessionId, update: &[u8]) -> Result<Option<Bytes>, String> {
+    pub fn apply(
+        &mut self,
+        session: SessionId,
+        update: &[u8],
+    ) -> Result<Option<Bytes>, AwarenessProblem> {
         let update = AwarenessUpdate::decode_v1(update)
-            .map_err(|e| format!("awareness update cannot be decoded: {e}"))?;
+            .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
         let mut changed = AwarenessUpdate {
             clients: HashMap::new(),
         };

@@ -1,6 +1,8 @@
-//! What a document (or the manager) tells a session: the one message type a
-//! session must accept, so documents hold a `Recipient<SessionEvent>` and do
-//! not depend on the session's concrete type (native or, later, y-websocket).
+//! What a document (or the manager) tells its subscribers: the one message
+//! type a subscriber must accept, so documents hold a
+//! `Recipient<DocumentEvent>` and depend on no session type. WebSocket
+//! sessions of either protocol and non-WebSocket listeners (see
+//! [`super::Subscribe`]) get the same events.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,8 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use actix::Message;
 use bytes::Bytes;
 
-use crate::document::state::CommittedOp;
-use crate::protocol::Rejection;
+use crate::vocabulary::{CommittedOp, Refusal};
 
 /// Answer to a `hello`, followed by how the client catches up.
 #[derive(Debug)]
@@ -30,15 +31,15 @@ pub enum CatchUp {
     /// The full state at `server_seq` (base64 of a Yjs v1 update).
     Snapshot { server_seq: u64, state: Arc<str> },
     /// y-websocket: the document's state vector (v1), for sync step 1; the
-    /// client's own sync step 1 is answered with [`SessionEvent::SyncStep2`].
+    /// client's own sync step 1 is answered with [`DocumentEvent::SyncStep2`].
     StateVector { state_vector: Bytes },
 }
 
-/// An event for one session. Events from one document arrive in the order
-/// the document sent them, which is `server_seq` order.
+/// An event for one subscriber. Events from one document arrive in the
+/// order the document sent them, which is `server_seq` order.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub enum SessionEvent {
+pub enum DocumentEvent {
     /// The join succeeded: send `welcome`, then the catch-up, then the
     /// current awareness states (if any).
     Welcome {
@@ -46,8 +47,8 @@ pub enum SessionEvent {
         catch_up: CatchUp,
         awareness: Option<Bytes>,
     },
-    /// Ops just committed, in `server_seq` order: `ack` the session's own,
-    /// `op` the others'. Shared by every session of the document.
+    /// Ops just committed, in `server_seq` order: `ack` the session's own
+    /// (`origin`), `op` the others'. Shared by every subscriber.
     Committed {
         ops: Arc<[Arc<CommittedOp>]>,
         /// Counts these ops in the session's backlog until the event is
@@ -59,8 +60,12 @@ pub enum SessionEvent {
         client_op_id: u64,
         server_seq: Option<u64>,
     },
-    /// Something the session sent was refused (e.g. `unavailable`).
-    Rejected { rejection: Rejection },
+    /// Something the session sent was refused: the op `client_op_id`, or
+    /// (`None`) the session as a whole.
+    Refused {
+        refusal: Refusal,
+        client_op_id: Option<u64>,
+    },
     /// Answer to a y-websocket sync step 1: what the client lacks (v1 update).
     SyncStep2 { update: Bytes },
     /// Awareness states changed (y-protocols awareness update).
@@ -69,10 +74,10 @@ pub enum SessionEvent {
     Close { code: u16, reason: String },
 }
 
-/// How many committed ops a document has sent to a session that the session
-/// has not handled yet. A session whose client reads too slowly stops
-/// handling its mailbox (the socket does not drain), so its backlog grows;
-/// past `documents.max_session_backlog_ops` the document drops it.
+/// How many committed ops a document has sent to a subscriber that it has
+/// not handled yet. A session whose client reads too slowly stops handling
+/// its mailbox (the socket does not drain), so its backlog grows; past
+/// `documents.max_session_backlog_ops` the document drops it.
 #[derive(Debug, Clone, Default)]
 pub struct Backlog(Arc<AtomicUsize>);
 

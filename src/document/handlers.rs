@@ -1,0 +1,161 @@
+//! The messages of joined sessions (leave, presence, y-websocket sync) and
+//! of the manager (flush, unload), and the panic drill.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{
+    DocumentActor, DocumentEvent, Flush, InjectPanic, LeaveDocument, Phase, QueryAwareness,
+    RelayAwareness, SyncStateVector, Unload,
+};
+use crate::vocabulary::close_code;
+
+impl Handler<LeaveDocument> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaveDocument, ctx: &mut Context<Self>) {
+        self.guarded(ctx, "removing a session", |act, _ctx| {
+            act.lifecycle.last_activity = Instant::now();
+            if let Some(session) = act.subscribers.remove_session(msg.session_id) {
+                act.forget_session(&session, msg.session_id);
+            } else if let Some(removal) = act.awareness.remove_session(msg.session_id) {
+                act.subscribers
+                    .broadcast(None, || DocumentEvent::Awareness {
+                        update: removal.clone(),
+                    });
+            }
+        });
+    }
+}
+
+impl Handler<Flush> for DocumentActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.lifecycle.flush_waiters.push(tx);
+        self.guarded(
+            ctx,
+            "starting the shutdown flush",
+            |act, ctx| match std::mem::replace(&mut act.phase, Phase::Loading) {
+                Phase::Ready(state) | Phase::ShuttingDown(state) => {
+                    act.phase = Phase::ShuttingDown(state);
+                    act.pipeline.want_snapshot();
+                    act.pump(ctx);
+                    act.maybe_finish_flush();
+                }
+                other => {
+                    act.phase = other;
+                    act.maybe_finish_flush();
+                }
+            },
+        );
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<Unload> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Unload, ctx: &mut Context<Self>) {
+        if !self.subscribers.is_empty() {
+            log::warn!(
+                "document {}: unload with {} sessions and {} listeners still subscribed; \
+                 closing them",
+                self.id,
+                self.subscribers.session_count(),
+                self.subscribers.listener_count()
+            );
+            self.close_all(close_code::TRY_AGAIN_LATER, "document unloaded", None);
+        }
+        if !matches!(self.phase, Phase::Failed(_)) {
+            log::info!("document {} unloaded", self.id);
+        }
+        self.phase = Phase::Unloaded;
+        self.answer_flush_waiters();
+        ctx.stop();
+    }
+}
+
+impl Handler<InjectPanic> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, ctx: &mut Context<Self>) {
+        log::warn!("document {}: panic injected through /debug", self.id);
+        self.guarded(ctx, "handling an injected panic", |_act, _ctx| {
+            panic!("injected panic (fault injection)")
+        });
+    }
+}
+
+impl Handler<RelayAwareness> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelayAwareness, ctx: &mut Context<Self>) {
+        self.guarded(ctx, "relaying awareness", |act, _ctx| {
+            if act.subscribers.session(msg.session_id).is_none() {
+                return;
+            }
+            match act.awareness.apply(msg.session_id, &msg.update) {
+                Ok(Some(update)) => {
+                    let except = (!msg.echo).then_some(msg.session_id);
+                    act.subscribers
+                        .broadcast(except, || DocumentEvent::Awareness {
+                            update: update.clone(),
+                        })
+                }
+                Ok(None) => {}
+                Err(problem) => log::info!(
+                    "document {}: awareness from session {} ignored: {problem}",
+                    act.id,
+                    msg.session_id
+                ),
+            }
+        });
+    }
+}
+
+impl Handler<QueryAwareness> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: QueryAwareness, _ctx: &mut Context<Self>) {
+        let update = self.awareness.full_update().unwrap_or_else(|| {
+            // An awareness update with no entries: "nobody is here".
+            Bytes::from_static(&[0])
+        });
+        self.subscribers
+            .deliver(msg.session_id, DocumentEvent::Awareness { update });
+    }
+}
+
+impl Handler<SyncStateVector> for DocumentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncStateVector, ctx: &mut Context<Self>) {
+        self.guarded(ctx, "answering a sync step 1", |act, _ctx| {
+            let Some(state) = act.state() else {
+                return;
+            };
+            let event = match state.diff_since(&msg.state_vector) {
+                Ok(update) => DocumentEvent::SyncStep2 { update },
+                Err(problem) => {
+                    log::info!(
+                        "document {}: sync step 1 of session {} refused: {problem}",
+                        act.id,
+                        msg.session_id
+                    );
+                    DocumentEvent::Close {
+                        code: close_code::INVALID_PAYLOAD,
+                        reason: problem.to_string(),
+                    }
+                }
+            };
+            act.subscribers.deliver(msg.session_id, event);
+        });
+    }
+}

@@ -1,0 +1,61 @@
+//! Every HTTP route of the engine, in one place: the WebSocket upgrades
+//! ([`websocket`]), health and readiness ([`health`]), and the
+//! fault-injection drills ([`debug`]). Handlers read what they need from
+//! one [`RouteState`], registered as app data by [`configure`].
+
+pub mod debug;
+pub mod health;
+pub mod websocket;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::session_manager::Documents;
+use crate::store::Store;
+use crate::store::faults::CommitFaults;
+use crate::transport::SessionConfig;
+
+/// What the routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct RouteState {
+    pub session: SessionConfig,
+    pub documents: Documents,
+    pub store: Store,
+    /// Source of session ids, unique within the engine.
+    pub next_session_id: Arc<AtomicU64>,
+    /// Set once shutdown started: new connections get 503.
+    pub shutting_down: Arc<AtomicBool>,
+    /// Commit fault injection, when `debug.fault_injection` is on (the
+    /// `/debug/` routes are mounted only then).
+    pub faults: Option<Arc<CommitFaults>>,
+}
+
+/// Registers the engine's routes on an app or scope: `GET /ws/{id}`,
+/// `GET /yjs/{id}`, and the `/debug/` routes when fault injection is on.
+pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(state.clone()))
+        .route("/ws/{document_id:.*}", web::get().to(websocket::native))
+        .route("/yjs/{document_id:.*}", web::get().to(websocket::yjs));
+    if state.faults.is_some() {
+        debug::configure(cfg);
+    }
+}
+
+/// The JSON body of every error answer: `{"error": code, "message": …}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub message: &'a str,
+}
+
+/// An error answer with `status`.
+pub fn error_response(
+    status: actix_web::http::StatusCode,
+    error: &str,
+    message: &str,
+) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody { error, message })
+}

@@ -1,0 +1,137 @@
+//! The document API for callers that are not WebSocket sessions (HTTP
+//! handlers, revocation, webhooks, tests): typed async methods over the
+//! manager's [`ToDocument`] messages.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{Loading, SessionManager, ToDocument};
+use crate::crdt::ValidUpdate;
+use crate::document::{
+    CloseSessions, ClosedSessions, Committed, DocumentActor, DocumentEvent, DocumentInfo,
+    Forwarded, OpsAfter, ReadInfo, ReadOps, ReadState, StateAtHead, SubmitOp, Submitter, Subscribe,
+    Subscribed, Unsubscribe,
+};
+use crate::vocabulary::{Refusal, RefusalReason};
+
+/// A handle on every document of an engine; cheap to clone.
+#[derive(Clone)]
+pub struct Documents {
+    manager: Addr<SessionManager>,
+}
+
+impl Documents {
+    pub fn new(manager: Addr<SessionManager>) -> Self {
+        Documents { manager }
+    }
+
+    /// Sends `message` to document `document_id` through the manager.
+    pub async fn call<M>(
+        &self,
+        document_id: &str,
+        message: M,
+        loading: Loading,
+    ) -> Result<M::Result, Refusal>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        DocumentActor: Handler<Forwarded<M>>,
+    {
+        self.manager
+            .send(ToDocument {
+                document_id: Arc::from(document_id),
+                message,
+                loading,
+            })
+            .await
+            .map_err(|e| Refusal::unavailable(format!("the session manager did not answer: {e}")))?
+    }
+
+    /// Submits `update` as op `client_op_id` of `client_id`; answered once
+    /// it is committed (or refused). Submit the ops of one `client_id` one
+    /// at a time (see [`Submitter::Client`]).
+    pub async fn submit(
+        &self,
+        document_id: &str,
+        client_id: &str,
+        client_op_id: u64,
+        update: ValidUpdate,
+    ) -> Result<Committed, Refusal> {
+        let submit = SubmitOp {
+            submitter: Submitter::Client(Arc::from(client_id)),
+            client_op_id,
+            update,
+            skip_if_redundant: false,
+        };
+        self.call(document_id, submit, Loading::LoadIfNeeded)
+            .await?
+    }
+
+    /// The whole state at the head (loading the document if needed).
+    pub async fn state(&self, document_id: &str) -> Result<StateAtHead, Refusal> {
+        self.call(document_id, ReadState, Loading::LoadIfNeeded)
+            .await?
+    }
+
+    /// The committed ops after `after`, at most `limit` (from memory or
+    /// from the op log).
+    pub async fn ops_after(
+        &self,
+        document_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<OpsAfter, Refusal> {
+        self.call(document_id, ReadOps { after, limit }, Loading::LoadIfNeeded)
+            .await?
+    }
+
+    /// What the document is now (loading it if needed).
+    pub async fn info(&self, document_id: &str) -> Result<DocumentInfo, Refusal> {
+        self.call(document_id, ReadInfo, Loading::LoadIfNeeded)
+            .await?
+    }
+
+    /// Subscribes `listener` to the document's committed ops (see [`Subscribe`]).
+    pub async fn subscribe(
+        &self,
+        document_id: &str,
+        listener: Recipient<DocumentEvent>,
+    ) -> Result<Subscribed, Refusal> {
+        self.call(document_id, Subscribe { listener }, Loading::LoadIfNeeded)
+            .await?
+    }
+
+    /// Ends a subscription (nothing happens if the document is not loaded:
+    /// its listeners were closed when it unloaded).
+    pub async fn unsubscribe(&self, document_id: &str, listener_id: u64) -> Result<(), Refusal> {
+        let unsubscribe = Unsubscribe { listener_id };
+        match self
+            .call(document_id, unsubscribe, Loading::OnlyIfLoaded)
+            .await
+        {
+            Err(refusal) if refusal.reason == RefusalReason::NotLoaded => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Closes every session and listener of the document with `code` and
+    /// `reason`; a document that is not loaded has none.
+    pub async fn close_sessions(
+        &self,
+        document_id: &str,
+        code: u16,
+        reason: &str,
+    ) -> Result<ClosedSessions, Refusal> {
+        let close = CloseSessions {
+            code,
+            reason: reason.to_owned(),
+        };
+        match self.call(document_id, close, Loading::OnlyIfLoaded).await {
+            Err(refusal) if refusal.reason == RefusalReason::NotLoaded => {
+                Ok(ClosedSessions::default())
+            }
+            other => other,
+        }
+    }
+}

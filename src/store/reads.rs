@@ -1,0 +1,136 @@
+//! Reading what is stored: snapshots, logged ops, a client's highest op,
+//! the head of the log.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use entity::{operations, snapshots};
+use futures_util::{Stream, StreamExt};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{Store, StoreError, to_i64, to_u64};
+use crate::vocabulary::CommittedOp;
+
+impl Store {
+    /// Stored snapshots of document `id`, newest first.
+    pub async fn snapshots(&self, id: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        snapshots::Entity::find()
+            .filter(snapshots::Column::DocumentId.eq(id))
+            .order_by_desc(snapshots::Column::ServerSeq)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| Ok((to_u64(row.server_seq, "snapshots.server_seq")?, row.state)))
+            .collect()
+    }
+
+    /// Logged ops of document `id` with `after < server_seq <= upto`, in order.
+    pub async fn ops_between(
+        &self,
+        id: &str,
+        after: u64,
+        upto: Option<u64>,
+    ) -> Result<Vec<CommittedOp>, StoreError> {
+        let mut query = operations::Entity::find()
+            .filter(operations::Column::DocumentId.eq(id))
+            .filter(operations::Column::ServerSeq.gt(to_i64(after)));
+        if let Some(upto) = upto {
+            query = query.filter(operations::Column::ServerSeq.lte(to_i64(upto)));
+        }
+        // Only the columns a load needs (no timestamps to parse).
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = query
+            .select_only()
+            .column(operations::Column::ServerSeq)
+            .column(operations::Column::ClientId)
+            .column(operations::Column::ClientOpId)
+            .column(operations::Column::Update)
+            .order_by_asc(operations::Column::ServerSeq)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(server_seq, client_id, client_op_id, update)| {
+                Ok(CommittedOp::new(
+                    to_u64(server_seq, "operations.server_seq")?,
+                    Arc::from(client_id),
+                    to_u64(client_op_id, "operations.client_op_id")?,
+                    Bytes::from(update),
+                    None,
+                ))
+            })
+            .collect()
+    }
+
+    /// `(server_seq, update)` of the logged ops of document `id` with
+    /// `after < server_seq <= upto`, in order, as a stream: a load reads a
+    /// long log without holding all of it (nor the columns it does not need).
+    pub async fn updates_between(
+        &self,
+        id: &str,
+        after: u64,
+        upto: u64,
+    ) -> Result<impl Stream<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_, StoreError>
+    {
+        let rows = operations::Entity::find()
+            .filter(operations::Column::DocumentId.eq(id))
+            .filter(operations::Column::ServerSeq.gt(to_i64(after)))
+            .filter(operations::Column::ServerSeq.lte(to_i64(upto)))
+            .select_only()
+            .column(operations::Column::ServerSeq)
+            .column(operations::Column::Update)
+            .order_by_asc(operations::Column::ServerSeq)
+            .into_tuple::<(i64, Vec<u8>)>()
+            .stream(&self.db)
+            .await?;
+        Ok(rows.map(|row| {
+            let (server_seq, update) = row?;
+            Ok((to_u64(server_seq, "operations.server_seq")?, update))
+        }))
+    }
+
+    /// The highest `client_op_id` logged for `client_id` on document `id`,
+    /// with its `server_seq`.
+    pub async fn client_mark(
+        &self,
+        id: &str,
+        client_id: &str,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let row: Option<(i64, i64)> = operations::Entity::find()
+            .select_only()
+            .column(operations::Column::ClientOpId)
+            .column(operations::Column::ServerSeq)
+            .filter(operations::Column::DocumentId.eq(id))
+            .filter(operations::Column::ClientId.eq(client_id))
+            .order_by_desc(operations::Column::ClientOpId)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        row.map(|(op, seq)| {
+            Ok((
+                to_u64(op, "operations.client_op_id")?,
+                to_u64(seq, "operations.server_seq")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Highest `server_seq` in the op log of document `id` (0: empty).
+    pub async fn head(&self, id: &str) -> Result<u64, StoreError> {
+        head_in(&self.db, id).await
+    }
+}
+
+pub(super) async fn head_in(
+    db: &impl sea_orm::ConnectionTrait,
+    id: &str,
+) -> Result<u64, StoreError> {
+    let head: Option<Option<i64>> = operations::Entity::find()
+        .select_only()
+        .column_as(operations::Column::ServerSeq.max(), "head")
+        .filter(operations::Column::DocumentId.eq(id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    to_u64(head.flatten().unwrap_or(0), "operations.server_seq")
+}

@@ -1,0 +1,108 @@
+//! Writing: creating a document, and the group commit of its ops and
+//! snapshot in one transaction.
+
+use std::sync::Arc;
+
+use entity::{documents, operations, snapshots};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+
+use super::faults::CommitFaults;
+use super::reads::head_in;
+use super::{NewSnapshot, Store, StoreError, to_i64};
+use crate::vocabulary::CommittedOp;
+
+/// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
+const INSERT_CHUNK: usize = 1000;
+
+impl Store {
+    /// Returns the epoch of document `id`, creating the document (with a
+    /// fresh epoch) if it does not exist yet.
+    pub async fn open_document(&self, id: &str) -> Result<String, StoreError> {
+        if let Some(row) = documents::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+        {
+            return Ok(row.epoch);
+        }
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        documents::Entity::insert(documents::ActiveModel {
+            id: Set(id.to_owned()),
+            epoch: Set(epoch),
+            created_at: Set(chrono::Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::column(documents::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        documents::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| row.epoch)
+            .ok_or_else(|| StoreError::Corrupt(format!("document {id} vanished after insert")))
+    }
+
+    /// there (used after a failed commit whose outcome is unknown).
+    pub async fn commit(
+        &self,
+        id: &str,
+        ops: &[Arc<CommittedOp>],
+        snapshot: Option<&NewSnapshot>,
+        expected_head: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let fail_after = match &self.faults {
+            Some(faults) => faults.commit_starts(id)?,
+            None => false,
+        };
+        let txn = self.db.begin().await?;
+        if let Some(expected) = expected_head {
+            let found = head_in(&txn, id).await?;
+            if found != expected {
+                return Err(StoreError::HeadMismatch { expected, found });
+            }
+        }
+        let now = chrono::Utc::now();
+        for chunk in ops.chunks(INSERT_CHUNK) {
+            operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
+                document_id: Set(id.to_owned()),
+                server_seq: Set(to_i64(op.server_seq)),
+                client_id: Set(op.client_id.to_string()),
+                client_op_id: Set(to_i64(op.client_op_id)),
+                update: Set(op.update.to_vec()),
+                created_at: Set(now),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        if let Some(snapshot) = snapshot {
+            // A snapshot at the same seq exists when the previous one could
+            // not be decoded (the document loaded from an older one): replace it.
+            snapshots::Entity::insert(snapshots::ActiveModel {
+                document_id: Set(id.to_owned()),
+                server_seq: Set(to_i64(snapshot.server_seq)),
+                state: Set(snapshot.state.clone()),
+                created_at: Set(now),
+            })
+            .on_conflict(
+                OnConflict::columns([snapshots::Column::DocumentId, snapshots::Column::ServerSeq])
+                    .update_columns([snapshots::Column::State, snapshots::Column::CreatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            snapshots::Entity::delete_many()
+                .filter(snapshots::Column::DocumentId.eq(id))
+                .filter(snapshots::Column::ServerSeq.lt(to_i64(snapshot.prune_below)))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        if fail_after {
+            return Err(CommitFaults::landed_but_failed());
+        }
+        Ok(())
+    }
+}
