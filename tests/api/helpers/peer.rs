@@ -68,6 +68,23 @@ pub fn unb64(text: &str) -> Vec<u8> {
     BASE64.decode(text).expect("valid base64")
 }
 
+/// Joins `watcher` and then `writer` to `document_id`; the writer inserts
+/// `first` as the document's first op and both read up to seq 1. Returns
+/// `(writer, watcher)`.
+pub async fn writer_and_watcher(
+    app: &TestApp,
+    document_id: &str,
+    [writer, watcher]: [&str; 2],
+    first: &str,
+) -> (Peer, Peer) {
+    let mut watcher = Peer::join(app, document_id, watcher).await;
+    let mut writer = Peer::join(app, document_id, writer).await;
+    writer.insert(0, first).await;
+    writer.sync_to(1).await;
+    watcher.sync_to(1).await;
+    (writer, watcher)
+}
+
 /// A client that edits a yrs document through the native protocol and
 /// checks, message by message, the ordering promise: after the welcome,
 /// the seqs it sees through `op` and `ack` are strictly increasing and
@@ -256,6 +273,31 @@ impl Peer {
                 Incoming::Json(message) => self.handle(&message),
             }
         }
+    }
+
+    /// Handles messages until the connection closes, asserts the close code
+    /// is 1013 (a refused op closes its session), and returns the ids of the
+    /// ops answered `unavailable`.
+    pub async fn refused_until_close(&mut self) -> Vec<u64> {
+        let (code, refused) = self.drain_until_close().await;
+        assert_eq!(
+            code,
+            Some(1013),
+            "client {}: a refused op closes its session (refused {refused:?})",
+            self.client_id
+        );
+        refused
+    }
+
+    /// Like [`Peer::refused_until_close`], asserting that exactly the ops
+    /// `op_ids` were answered `unavailable`.
+    pub async fn expect_refused(&mut self, op_ids: &[u64]) {
+        let refused = self.refused_until_close().await;
+        assert_eq!(
+            refused, op_ids,
+            "client {}: the ops answered `unavailable`",
+            self.client_id
+        );
     }
 
     /// Reads until the stream reached `seq` and nothing is unacked.

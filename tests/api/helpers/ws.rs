@@ -134,6 +134,13 @@ impl WsClient {
         }
     }
 
+    /// Asserts that nothing (no message, no close) arrives within `wait`;
+    /// `why` says what the silence shows.
+    pub async fn hears_nothing_for(&mut self, wait: Duration, why: &str) {
+        let heard = self.recv_within(wait).await;
+        assert!(heard.is_none(), "{why}; heard {heard:?}");
+    }
+
     /// Next message, which must be JSON.
     pub async fn recv_json(&mut self) -> Value {
         match self.recv().await {
