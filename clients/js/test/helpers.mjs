@@ -5,7 +5,9 @@
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { CollabClient } from '../src/index.js'
-import { TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor } from './wait.mjs'
+import {
+  TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
+} from './wait.mjs'
 
 export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
 
@@ -80,37 +82,11 @@ export async function waitConverged (handles, check = () => true, timeout = 1000
 }
 
 /**
- * Reads a document's whole op log through the protocol: a hello with
- * `last_seen_server_seq: 0` gets every op replayed. Returns the `op`
- * messages and the welcome.
+ * Reads a document's whole op log through the protocol (every op replayed
+ * to a fresh session). Returns the `op` messages and the welcome.
  */
 export function readOpLog (url, documentId, timeout = 5000) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}/ws/${documentId}`)
-    const ops = []
-    let welcome = null
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
-    const done = (result, error) => {
-      clearTimeout(timer)
-      ws.close()
-      if (error) reject(error)
-      else resolve(result)
-    }
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString())
-      if (msg.type === 'welcome') {
-        welcome = msg
-        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
-      } else if (msg.type === 'op') {
-        ops.push(msg)
-      } else {
-        return done(null, new Error(`unexpected ${data}`))
-      }
-      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
-    })
-    ws.on('error', (e) => done(null, e))
-  })
+  return readOpLogWith({ WebSocket, url, documentId, timeout })
 }
 
 /** Asserts-friendly summary: `client_id#client_op_id` of every logged op. */

@@ -9,7 +9,7 @@ import { Awareness } from 'y-protocols/awareness'
 import { CollabClient } from '@collab-engine/client'
 // Dependency-free helpers shared with the native client's own tests.
 import {
-  TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
+  TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
 } from '../../../clients/js/test/wait.mjs'
 
 export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
@@ -146,37 +146,12 @@ export async function waitConverged (peers, check = () => true, timeout = 10000)
 }
 
 /**
- * Reads a document's whole op log through the native protocol (a hello
- * with `last_seen_server_seq: 0` replays every op). Returns the ops and the
- * welcome.
+ * Reads a document's whole op log through the native protocol (every op
+ * replayed to a fresh session; awareness messages ignored). Returns the ops
+ * and the welcome.
  */
 export function readOpLog (server, documentId, timeout = 10000) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${server.url}/ws/${documentId}`)
-    const ops = []
-    let welcome = null
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
-    const done = (result, error) => {
-      clearTimeout(timer)
-      ws.close()
-      if (error) reject(error)
-      else resolve(result)
-    }
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString())
-      if (msg.type === 'welcome') {
-        welcome = msg
-        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
-      } else if (msg.type === 'op') {
-        ops.push(msg)
-      } else if (msg.type !== 'awareness') {
-        return done(null, new Error(`unexpected ${data}`))
-      }
-      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
-    })
-    ws.on('error', (e) => done(null, e))
-  })
+  return readOpLogWith({ WebSocket, url: server.url, documentId, timeout })
 }
 
 /** The text a list of logged ops builds. */
