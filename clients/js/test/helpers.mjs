@@ -1,10 +1,12 @@
-// Test helpers: clients bound to fresh Y.Docs, condition waits, a raw
-// protocol audit of a document's op log, and a frame-rewriting WebSocket
-// proxy. (`node --test test/` also loads this file; it defines no test.)
+// Test helpers: the real server of a test file with its clients and
+// proxies, clients bound to fresh Y.Docs, condition waits, a raw protocol
+// audit of a document's op log, and a frame-rewriting WebSocket proxy.
+// (`node --test test/` also loads this file; it defines no test.)
 
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { CollabClient } from '../src/index.js'
+import { serverForTests } from './server.mjs'
 import {
   TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
 } from './wait.mjs'
@@ -14,6 +16,29 @@ export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
 /** A WebSocket class (of `ws`) that remembers its instances and their close codes. */
 export function trackingWebSocket () {
   return trackingSubclass(WebSocket)
+}
+
+/**
+ * The real server of a test file (`options` as for `TestServer.start`),
+ * started before its tests, with a `Clients` and the proxies of `proxy()`
+ * closed after each test. Call it at the top of the file.
+ */
+export function useServer (options) {
+  const clients = new Clients()
+  const proxies = []
+  const server = serverForTests(options, {
+    afterEachTest: async () => {
+      clients.closeAll()
+      await Promise.all(proxies.splice(0).map((p) => p.close()))
+    }
+  })
+  /** A `WsProxy` in front of the server, closed after the test. */
+  async function proxy () {
+    const started = await WsProxy.start(server.url)
+    proxies.push(started)
+    return started
+  }
+  return { server, clients, proxy }
 }
 
 /**
@@ -53,6 +78,23 @@ export class Clients {
     }
     this.all.push(handle)
     return handle
+  }
+
+  /**
+   * Opens `a` (at `a.url` if given, e.g. a proxy, with the other `a`
+   * options) and then `b` on `documentId` of the server at `url`, and waits
+   * until both are synced; with `first`, `a` then writes it and both are
+   * waited for to have exactly that text. Returns `{ a, b }`.
+   */
+  async pair (url, documentId, { a: { url: aUrl = url, ...aOptions } = {}, first } = {}) {
+    const a = this.open(aUrl, documentId, aOptions)
+    const b = this.open(url, documentId)
+    await waitSynced(a, b)
+    if (first !== undefined) {
+      a.insert(first)
+      await waitConverged([a, b], (t) => t === first)
+    }
+    return { a, b }
   }
 
   closeAll () {

@@ -1,12 +1,14 @@
 // Clients of the conformance suite: y-websocket providers, native
 // CollabClients and raw sockets, each on its own Y.Doc, plus condition
-// waits. Everything opened through a `Peers` is closed by `closeAll()`.
+// waits and the server of a test file. Everything opened through a `Peers`
+// is closed by `closeAll()`.
 
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { Awareness } from 'y-protocols/awareness'
 import { CollabClient } from '@collab-engine/client'
+import { serverForTests } from './server.mjs'
 // Dependency-free helpers shared with the native client's own tests.
 import {
   TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
@@ -21,6 +23,18 @@ export function trackingWebSocket () {
 
 function short (text, max = 120) {
   return text.length > max ? `${JSON.stringify(text.slice(0, max))}… (${text.length} chars)` : JSON.stringify(text)
+}
+
+/**
+ * The real server of a test file (`options` as for `TestServer.start`),
+ * started before its tests, and a `Peers` closed after each test (the
+ * server is started again if the test stopped it). Call it at the top of
+ * the file.
+ */
+export function useServer (options) {
+  const peers = new Peers()
+  const server = serverForTests(options, { afterEachTest: () => peers.closeAll() })
+  return { server, peers }
 }
 
 export class Peers {
@@ -130,6 +144,16 @@ export async function waitSynced (peers, timeout = 10000) {
     what: 'every peer to be synced',
     describe: () => peers.map((p) => p.describe()).join(' / ')
   })
+}
+
+/**
+ * Waits until `peers` are synced, then has the first of them write `text`
+ * into the (empty) document and waits until all of them have just that.
+ */
+export async function seedText (peers, text) {
+  await waitSynced(peers)
+  peers[0].text.insert(0, text)
+  await waitConverged(peers, (t) => t === text)
 }
 
 /** Waits until every peer is synced, has nothing pending and the same text, and `check(text)` holds. */

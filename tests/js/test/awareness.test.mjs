@@ -3,18 +3,13 @@
 // check the exact messages.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
-import { Peers, sleep, uniqueDocId, waitFor, waitSynced } from '../lib/peers.mjs'
+import { test } from 'node:test'
+import { sleep, uniqueDocId, useServer, waitFor, waitSynced } from '../lib/peers.mjs'
 import {
   RawSocket, awarenessMessage, awarenessUpdate, decodeAwareness, nativeSession
 } from '../lib/wire.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+const { server, peers } = useServer()
 
 /** Every awareness entry a raw native session received: [{ client, clock, json }]. */
 function nativeAwareness (raw) {
