@@ -103,7 +103,6 @@ test('malformed frames close the sender with 1003/1007; the document and the oth
   await checkCases(CASES)
 })
 
-test('a frame with a valid update and broken bytes after it contributes nothing and closes with 1007', {
-  timeout: 60000,}, async () => {
+test('a frame with a valid update and broken bytes after it contributes nothing and closes with 1007', { timeout: 60000 }, async () => {
   await checkCases(TRAILING)
 })

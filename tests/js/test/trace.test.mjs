@@ -59,10 +59,7 @@ test('automerge-paper, 20,000 patches: native writer, y-websocket reader', { tim
   for (const p of late) await waitForText(p, trace.expected, { timeout: 30000 })
 })
 
-test('automerge-paper, 20,000 patches: y-websocket writer, native reader', {
-  timeout: 90000,
-  skip,
-}, async () => {
+test('automerge-paper, 20,000 patches: y-websocket writer, native reader', { timeout: 90000, skip }, async () => {
   const id = uniqueDocId('trace-yjs')
   const writer = peers.provider(server, id)
   const reader = peers.native(server, id)

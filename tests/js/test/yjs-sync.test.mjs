@@ -55,8 +55,7 @@ test('two y-websocket providers converge on concurrent edits of a Y.Text', { tim
   assert.equal(new Set(log.ops.map((op) => op.client_id)).size, 2)
 })
 
-test('a burst of updates from one provider all reach the others and the op log', {
-  timeout: 30000,}, async () => {
+test('a burst of updates from one provider all reach the others and the op log', { timeout: 30000 }, async () => {
   const id = uniqueDocId('yjs-burst')
   const a = peers.provider(server, id)
   const b = peers.provider(server, id)
