@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Editor, Peer, WsClient, b64, spawn_app};
+use crate::helpers::{Backend, Editor, Peer, WsClient, b64, spawn_app, writer_and_watcher};
 
 crate::on_both_backends!(
     malformed_messages_after_hello_get_bad_message_and_the_connection_stays_open,
@@ -59,11 +59,8 @@ async fn malformed_messages_after_hello_get_bad_message_and_the_connection_stays
         let answer = ws.recv_json().await;
         assert_error(&answer, "bad_message");
     }
-    let mismatch = ws.recv_within(Duration::from_millis(100)).await;
-    assert!(
-        mismatch.is_none(),
-        "one answer per bad message: {mismatch:?}"
-    );
+    ws.hears_nothing_for(Duration::from_millis(100), "one answer per bad message")
+        .await;
     let update = Editor::new().append("still here");
     ws.send_op(1, &update).await;
     assert_eq!(
@@ -139,13 +136,13 @@ async fn invalid_updates_are_refused_not_logged_not_broadcast(backend: Backend) 
         assert_error(&answer, "invalid_update");
         assert_eq!(answer["client_op_id"], *op_id, "{answer}");
     }
-    assert!(
-        watcher
-            .ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
+    watcher
+        .ws
+        .hears_nothing_for(
+            Duration::from_millis(300),
+            "invalid updates are not broadcast",
+        )
+        .await;
     assert!(app.logged_ops("doc").await.is_empty());
     sender.send_op(5, &Editor::new().append("ok")).await;
     assert_eq!(sender.recv_json().await["server_seq"], 1);
@@ -192,26 +189,20 @@ async fn binary_frames_get_bad_message(backend: Backend) {
 /// accepted exactly once. Other sessions stay open.
 async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut watcher = Peer::join(&app, "doc", "watcher").await;
-    let mut writer = Peer::join(&app, "doc", "writer").await;
-    writer.insert(0, "a").await;
-    writer.sync_to(1).await;
-    watcher.sync_to(1).await;
+    let (mut writer, mut watcher) =
+        writer_and_watcher(&app, "doc", ["writer", "watcher"], "a").await;
 
     let faults = crate::lifecycle::OpLogFault::install(&app).await;
     let op_id = writer.insert(1, "b").await;
-    let (code, refused) = writer.drain_until_close().await;
-    assert_eq!(refused, vec![op_id]);
-    assert_eq!(code, Some(1013));
+    writer.expect_refused(&[op_id]).await;
     assert_eq!(writer.acks.len(), 1, "nothing acked after the failure");
-    assert!(
-        watcher
-            .ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none(),
-        "the failed op was not broadcast, and the watcher stays connected"
-    );
+    watcher
+        .ws
+        .hears_nothing_for(
+            Duration::from_millis(300),
+            "the failed op was not broadcast, and the watcher stays connected",
+        )
+        .await;
     faults.remove(&app).await;
     let metrics = app.engine.metrics();
     assert_eq!(metrics.commit_failures, 1);

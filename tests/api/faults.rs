@@ -10,7 +10,9 @@ use futures_util::future::join_all;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::helpers::{Backend, Peer, WsClient, spawn_app, spawn_app_with, token_counts};
+use crate::helpers::{
+    Backend, Peer, WsClient, spawn_app, spawn_app_with, token_counts, writer_and_watcher,
+};
 
 crate::on_both_backends!(
     a_panic_during_concurrent_editing_restarts_the_document_and_loses_nothing,
@@ -101,29 +103,20 @@ async fn injected_commit_failures_are_answered_unavailable_and_resends_succeed_o
     backend: Backend,
 ) {
     let app = spawn_app(backend).await;
-    let mut watcher = Peer::join(&app, "flaky", "watcher").await;
-    let mut writer = Peer::join(&app, "flaky", "writer").await;
-    writer.insert(0, "a").await;
-    writer.sync_to(1).await;
-    watcher.sync_to(1).await;
+    let (mut writer, mut watcher) =
+        writer_and_watcher(&app, "flaky", ["writer", "watcher"], "a").await;
 
     assert_eq!(app.inject("flaky", "fail-commits?count=2").await, 200);
     for (index, s) in [(1, "b"), (2, "c")] {
         let op_id = writer.insert(index, s).await;
-        let (code, refused) = writer.drain_until_close().await;
-        assert_eq!(refused, vec![op_id]);
-        assert_eq!(code, Some(1013), "a refused op closes its session");
+        writer.expect_refused(&[op_id]).await;
         writer = writer.rejoin(&app, "flaky").await;
         assert_eq!(writer.welcome["last_client_op_id"], 1);
     }
-    assert!(
-        watcher
-            .ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none(),
-        "failed ops are not broadcast"
-    );
+    watcher
+        .ws
+        .hears_nothing_for(Duration::from_millis(300), "failed ops are not broadcast")
+        .await;
     assert_eq!(app.logged_ops("flaky").await.len(), 1);
 
     writer.resend_unacked().await;
@@ -256,8 +249,7 @@ async fn a_commit_that_landed_but_reported_failure_is_found_by_the_reload(backen
         200
     );
     let landed = writer.insert(1, "b").await;
-    let (code, refused) = writer.drain_until_close().await;
-    assert_eq!((code, refused), (Some(1013), vec![landed]));
+    writer.expect_refused(&[landed]).await;
     assert_eq!(
         app.logged_ops("ambiguous").await.len(),
         2,
@@ -302,8 +294,7 @@ async fn ops_sent_after_a_refused_op_are_refused_too_so_none_is_lost(backend: Ba
     for s in ["a", "b", "c", "d"] {
         writer.insert(u32::MAX, s).await;
     }
-    let (code, refused) = writer.drain_until_close().await;
-    assert_eq!(code, Some(1013));
+    let refused = writer.refused_until_close().await;
     assert!(!refused.is_empty());
     // Whatever was accepted before the failure is a prefix of the ops.
     let accepted: Vec<u64> = writer.acks.keys().copied().collect();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
 
-use crate::helpers::{Backend, Peer, TestApp, spawn_app_with};
+use crate::helpers::{Backend, Peer, TestApp, spawn_app_with, writer_and_watcher};
 use crate::pg_cluster::PgCluster;
 
 /// Writes `a`, then checks the outage behaviour while `outage` is in
@@ -20,25 +20,19 @@ async fn ops_during_an_outage_are_refused_then_resume(
     outage: impl std::future::Future<Output = ()>,
     recovery: impl std::future::Future<Output = ()>,
 ) {
-    let mut watcher = Peer::join(app, document_id, "watcher").await;
-    let mut writer = Peer::join(app, document_id, "writer").await;
-    writer.insert(0, "a").await;
-    writer.sync_to(1).await;
-    watcher.sync_to(1).await;
+    let (mut writer, mut watcher) =
+        writer_and_watcher(app, document_id, ["writer", "watcher"], "a").await;
 
     outage.await;
     let op_id = writer.insert(1, "b").await;
-    let (code, refused) = writer.drain_until_close().await;
-    assert_eq!(refused, vec![op_id], "the op is answered `unavailable`");
-    assert_eq!(code, Some(1013));
-    assert!(
-        watcher
-            .ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none(),
-        "nothing is broadcast during the outage"
-    );
+    writer.expect_refused(&[op_id]).await;
+    watcher
+        .ws
+        .hears_nothing_for(
+            Duration::from_millis(300),
+            "nothing is broadcast during the outage",
+        )
+        .await;
     assert_eq!(app.get_status("/health").await, 200);
     assert_eq!(app.get_status("/ready").await, expect_ready_during_outage);
     // Reads go on: a new client gets the current state from memory.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Backend, Incoming, Peer, WsClient, spawn_app, text_of_state};
+use crate::helpers::{
+    Backend, Incoming, Peer, WsClient, spawn_app, text_of_state, writer_and_watcher,
+};
 
 crate::on_both_backends!(
     reconnect_replays_exactly_the_missing_ops,
@@ -48,10 +50,11 @@ async fn reconnect_replays_exactly_the_missing_ops(backend: Backend) {
         assert_eq!(op["server_seq"], seq);
         bob.handle(&op);
     }
-    assert!(
-        ws.recv_within(Duration::from_millis(300)).await.is_none(),
-        "nothing beyond the missing ops is replayed"
-    );
+    ws.hears_nothing_for(
+        Duration::from_millis(300),
+        "nothing beyond the missing ops is replayed",
+    )
+    .await;
     alice.insert(0, "c").await;
     let live = ws.recv_json().await;
     assert_eq!(live["server_seq"], 11);
@@ -178,12 +181,9 @@ async fn resent_ops_are_acked_as_duplicates_and_logged_once(backend: Backend) {
 
     // Bob saw each op exactly once; the log holds each once.
     bob.sync_to(2).await;
-    assert!(
-        bob.ws
-            .recv_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
+    bob.ws
+        .hears_nothing_for(Duration::from_millis(300), "bob got each op once")
+        .await;
     assert_eq!(bob.text(), "once!");
     let log = app.logged_ops("dup").await;
     assert_eq!(
@@ -211,11 +211,7 @@ async fn resent_ops_are_acked_as_duplicates_and_logged_once(backend: Backend) {
 /// and both sides converge with the concurrent edits of another client.
 async fn offline_edits_are_resent_and_merged(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut alice = Peer::join(&app, "offline", "alice").await;
-    let mut bob = Peer::join(&app, "offline", "bob").await;
-    alice.insert(0, "base").await;
-    alice.sync_to(1).await;
-    bob.sync_to(1).await;
+    let (mut alice, mut bob) = writer_and_watcher(&app, "offline", ["alice", "bob"], "base").await;
     bob.ws.close().await;
 
     // Bob edits offline (three ops he cannot send yet) while Alice goes on.

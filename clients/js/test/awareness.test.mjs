@@ -3,14 +3,13 @@
 // two clients exchanging presence through the real server.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
+import { afterEach, test } from 'node:test'
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import { CollabClient, fromBase64, toBase64 } from '../src/index.js'
 import { applyAwarenessUpdate, encodeAwarenessUpdate } from '../src/awareness.js'
-import { TestServer } from './server.mjs'
-import { Clients, WsProxy, uniqueDocId, waitFor, waitSynced } from './helpers.mjs'
+import { uniqueDocId, useServer, waitFor, waitSynced } from './helpers.mjs'
 
 const { Awareness } = awarenessProtocol
 
@@ -230,15 +229,7 @@ test('awareness messages: the local state after each welcome, changes, removal o
 // ---------------------------------------------------------------------------
 // Through the real server
 
-let server
-const clients = new Clients()
-const proxies = []
-before(async () => { server = await TestServer.start() })
-afterEach(async () => {
-  clients.closeAll()
-  await Promise.all(proxies.splice(0).map((p) => p.close()))
-})
-after(async () => { await server?.dispose() })
+const { server, clients, proxy: startProxy } = useServer()
 
 /** A client with an Awareness on its doc. */
 function openWithAwareness (url, id, state) {
@@ -255,8 +246,7 @@ const stateOf = (handle, other) => handle.awareness.getStates().get(other.awaren
 
 test('two clients see each other\'s presence through the server, also after a reconnect and a lost connection', { timeout: 20000 }, async () => {
   const id = uniqueDocId('awareness')
-  const proxy = await WsProxy.start(server.url)
-  proxies.push(proxy)
+  const proxy = await startProxy()
   const a = openWithAwareness(proxy.url, id, { user: 'a' })
   const b = openWithAwareness(server.url, id, { user: 'b' })
   await waitSynced(a, b)

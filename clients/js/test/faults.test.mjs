@@ -2,41 +2,20 @@
 // (`debug.fault_injection`): failed commits and document panics.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from './server.mjs'
+import { test } from 'node:test'
 import {
-  Clients, WsProxy, occurrences, opKeys, readOpLog, textFromLog, trackingWebSocket,
-  uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, opKeys, readOpLog, textFromLog, trackingWebSocket,
+  uniqueDocId, useServer, waitConverged, waitFor, waitSynced
 } from './helpers.mjs'
 
-let server
-const clients = new Clients()
-const proxies = []
-
-before(async () => { server = await TestServer.start({ env: { COLLAB__DEBUG__FAULT_INJECTION: 'true' } }) })
-afterEach(async () => {
-  clients.closeAll()
-  await Promise.all(proxies.splice(0).map((p) => p.close()))
-})
-after(async () => { await server?.dispose() })
-
-async function inject (documentId, fault) {
-  const url = `${server.url.replace(/^ws:/, 'http:')}/debug/documents/${documentId}/${fault}`
-  const response = await fetch(url, { method: 'POST' })
-  const body = await response.text()
-  assert.equal(response.status, 200, `POST ${url}: ${body}`)
-}
+const { server, clients, proxy: startProxy } = useServer({ env: { COLLAB__DEBUG__FAULT_INJECTION: 'true' } })
 
 test('ops whose commit failed are resent under their own numbers and nothing is lost', { timeout: 20000 }, async () => {
   const id = uniqueDocId('failed-commit')
   const tracked = trackingWebSocket()
-  const a = clients.open(server.url, id, { clientId: 'writer-fail', WebSocket: tracked.WebSocket })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('start;')
-  await waitConverged([a, b], (t) => t === 'start;')
+  const { a, b } = await clients.pair(server.url, id, { a: { clientId: 'writer-fail', WebSocket: tracked.WebSocket }, first: 'start;' })
 
-  await inject(id, 'fail-commits?count=1')
+  await server.inject(id, 'fail-commits?count=1')
   // The first of these commits fails; the server refuses every later op of
   // the session and closes it; the client resends them on a new connection.
   const pieces = ['<1>', '<2>', '<3>', '<4>']
@@ -65,21 +44,19 @@ test('after a refused op the server refuses the later ops of the session and clo
   // the refused op, resent under its lower number, would be taken for a
   // duplicate and lost).
   const id = uniqueDocId('refused-then-later')
-  const proxy = await WsProxy.start(server.url)
-  proxies.push(proxy)
+  const proxy = await startProxy()
   const tracked = trackingWebSocket()
-  const a = clients.open(proxy.url, id, { clientId: 'writer-late-error', WebSocket: tracked.WebSocket })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('start;')
-  await waitConverged([a, b], (t) => t === 'start;')
+  const { a, b } = await clients.pair(server.url, id, {
+    a: { url: proxy.url, clientId: 'writer-late-error', WebSocket: tracked.WebSocket },
+    first: 'start;'
+  })
 
   const held = []
   proxy.toClient = (msg) => {
     if (msg.type === 'error') { held.push(msg); return [] }
     return [msg]
   }
-  await inject(id, 'fail-commits?count=1')
+  await server.inject(id, 'fail-commits?count=1')
   a.insert('<refused>') // op 2: its commit fails; the error is held back
   await waitFor(() => held.length === 1, { what: 'the unavailable error' })
   a.insert('<later>') // op 3: refused as well, the connection closes
@@ -102,13 +79,9 @@ test('ops of a commit that landed but was reported failed are not logged twice',
   // `unavailable` anyway (as when the connection drops during COMMIT).
   // Renumbered and resent, those ops would be logged a second time.
   const id = uniqueDocId('ambiguous-commit')
-  const a = clients.open(server.url, id, { clientId: 'writer-ambiguous' })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('start;')
-  await waitConverged([a, b], (t) => t === 'start;')
+  const { a, b } = await clients.pair(server.url, id, { a: { clientId: 'writer-ambiguous' }, first: 'start;' })
 
-  await inject(id, 'fail-commits?count=1&when=after')
+  await server.inject(id, 'fail-commits?count=1&when=after')
   const pieces = ['<1>', '<2>', '<3>']
   for (const p of pieces) a.insert(p)
   await waitFor(() => a.errors.some((e) => e.code === 'unavailable'), { what: 'the unavailable error' })
@@ -124,13 +97,9 @@ test('ops of a commit that landed but was reported failed are not logged twice',
 test('a document panic does not lose edits', { timeout: 20000 }, async () => {
   const id = uniqueDocId('panic')
   const tracked = trackingWebSocket()
-  const a = clients.open(server.url, id, { WebSocket: tracked.WebSocket })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('before;')
-  await waitConverged([a, b], (t) => t === 'before;')
+  const { a, b } = await clients.pair(server.url, id, { a: { WebSocket: tracked.WebSocket }, first: 'before;' })
 
-  await inject(id, 'panic')
+  await server.inject(id, 'panic')
   a.insert('[a after panic]')
   b.insert('[b after panic]', 0)
   const text = await waitConverged([a, b], (t) => t.includes('[a after panic]') && t.includes('[b after panic]'))

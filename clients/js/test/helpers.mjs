@@ -1,17 +1,44 @@
-// Test helpers: clients bound to fresh Y.Docs, condition waits, a raw
-// protocol audit of a document's op log, and a frame-rewriting WebSocket
-// proxy. (`node --test test/` also loads this file; it defines no test.)
+// Test helpers: the real server of a test file with its clients and
+// proxies, clients bound to fresh Y.Docs, condition waits, a raw protocol
+// audit of a document's op log, and a frame-rewriting WebSocket proxy.
+// (`node --test test/` also loads this file; it defines no test.)
 
 import WebSocket, { WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { CollabClient } from '../src/index.js'
-import { TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor } from './wait.mjs'
+import { serverForTests } from './server.mjs'
+import {
+  TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
+} from './wait.mjs'
 
 export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
 
 /** A WebSocket class (of `ws`) that remembers its instances and their close codes. */
 export function trackingWebSocket () {
   return trackingSubclass(WebSocket)
+}
+
+/**
+ * The real server of a test file (`options` as for `TestServer.start`),
+ * started before its tests, with a `Clients` and the proxies of `proxy()`
+ * closed after each test. Call it at the top of the file.
+ */
+export function useServer (options) {
+  const clients = new Clients()
+  const proxies = []
+  const server = serverForTests(options, {
+    afterEachTest: async () => {
+      clients.closeAll()
+      await Promise.all(proxies.splice(0).map((p) => p.close()))
+    }
+  })
+  /** A `WsProxy` in front of the server, closed after the test. */
+  async function proxy () {
+    const started = await WsProxy.start(server.url)
+    proxies.push(started)
+    return started
+  }
+  return { server, clients, proxy }
 }
 
 /**
@@ -53,6 +80,23 @@ export class Clients {
     return handle
   }
 
+  /**
+   * Opens `a` (at `a.url` if given, e.g. a proxy, with the other `a`
+   * options) and then `b` on `documentId` of the server at `url`, and waits
+   * until both are synced; with `first`, `a` then writes it and both are
+   * waited for to have exactly that text. Returns `{ a, b }`.
+   */
+  async pair (url, documentId, { a: { url: aUrl = url, ...aOptions } = {}, first } = {}) {
+    const a = this.open(aUrl, documentId, aOptions)
+    const b = this.open(url, documentId)
+    await waitSynced(a, b)
+    if (first !== undefined) {
+      a.insert(first)
+      await waitConverged([a, b], (t) => t === first)
+    }
+    return { a, b }
+  }
+
   closeAll () {
     for (const h of this.all) h.client.destroy()
     this.all = []
@@ -80,37 +124,11 @@ export async function waitConverged (handles, check = () => true, timeout = 1000
 }
 
 /**
- * Reads a document's whole op log through the protocol: a hello with
- * `last_seen_server_seq: 0` gets every op replayed. Returns the `op`
- * messages and the welcome.
+ * Reads a document's whole op log through the protocol (every op replayed
+ * to a fresh session). Returns the `op` messages and the welcome.
  */
 export function readOpLog (url, documentId, timeout = 5000) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}/ws/${documentId}`)
-    const ops = []
-    let welcome = null
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
-    const done = (result, error) => {
-      clearTimeout(timer)
-      ws.close()
-      if (error) reject(error)
-      else resolve(result)
-    }
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString())
-      if (msg.type === 'welcome') {
-        welcome = msg
-        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
-      } else if (msg.type === 'op') {
-        ops.push(msg)
-      } else {
-        return done(null, new Error(`unexpected ${data}`))
-      }
-      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
-    })
-    ws.on('error', (e) => done(null, e))
-  })
+  return readOpLogWith({ WebSocket, url, documentId, timeout })
 }
 
 /** Asserts-friendly summary: `client_id#client_op_id` of every logged op. */

@@ -1,31 +1,19 @@
 // CollabClient across server restarts of the real collab-engine binary.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from './server.mjs'
+import { test } from 'node:test'
 import {
-  Clients, occurrences, opKeys, readOpLog, sleep, textFromLog, trackingWebSocket,
-  uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, opKeys, readOpLog, sleep, textFromLog, trackingWebSocket,
+  uniqueDocId, useServer, waitConverged, waitFor, waitSynced
 } from './helpers.mjs'
 
-let server
-const clients = new Clients()
-
-before(async () => { server = await TestServer.start() })
-afterEach(async () => {
-  clients.closeAll()
-  if (!server.running) await server.start()
-})
-after(async () => { await server?.dispose() })
+// useServer starts the server again after a test that stopped it.
+const { server, clients } = useServer()
 
 test('clients reconnect by themselves after a server restart and converge with outage edits', { timeout: 30000 }, async () => {
   const id = uniqueDocId('restart')
   const tracked = trackingWebSocket()
-  const a = clients.open(server.url, id, { WebSocket: tracked.WebSocket })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('before;')
-  await waitConverged([a, b], (t) => t === 'before;')
+  const { a, b } = await clients.pair(server.url, id, { a: { WebSocket: tracked.WebSocket }, first: 'before;' })
   const epoch = a.client.epoch
   const seqBefore = a.client.lastSeenServerSeq
   assert.equal(seqBefore, 1)
@@ -63,9 +51,7 @@ test('clients reconnect by themselves after a server restart and converge with o
 
 test('edits racing a shutdown are not lost', { timeout: 30000 }, async () => {
   const id = uniqueDocId('shutdown-race')
-  const a = clients.open(server.url, id, { clientId: 'racer' })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const { a, b } = await clients.pair(server.url, id, { a: { clientId: 'racer' } })
 
   const stopping = server.stop()
   let stopped = false
@@ -93,9 +79,7 @@ test('edits racing a shutdown are not lost', { timeout: 30000 }, async () => {
 
 test('after the database is lost (new epoch) the clients upload their state again', { timeout: 30000 }, async () => {
   const id = uniqueDocId('new-epoch')
-  const a = clients.open(server.url, id)
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const { a, b } = await clients.pair(server.url, id)
   a.insert('kept by a;')
   b.insert('kept by b;')
   const text = await waitConverged([a, b], (t) => t.includes('a;') && t.includes('b;'))

@@ -8,6 +8,10 @@
 //   await server.stop()   // SIGTERM, waits for the exit (graceful shutdown)
 //   await server.start()  // again, same port, same database
 //   await server.dispose()
+//   await server.inject(id, 'panic')  // fault injection (debug.fault_injection)
+//
+// At the top of a test file, `serverForTests(options, { afterEachTest })`
+// gives the file's server with its before/afterEach/after hooks registered.
 //
 // The conformance suite in tests/js uses this helper too. (`node --test
 // test/` also loads this file as a test file; it defines no test, so that
@@ -19,6 +23,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { after, afterEach, before } from 'node:test'
 
 const REPO_ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)))
 export const SERVER_BIN = process.env.COLLAB_ENGINE_BIN ?? path.join(REPO_ROOT, 'target', 'debug', 'collab-engine')
@@ -32,13 +37,7 @@ export class TestServer {
   /** Creates the temp directory and starts the server on a free port. */
   static async start (options = {}) {
     const server = new TestServer(options)
-    server.dir = await mkdtemp(path.join(tmpdir(), 'collab-js-test-'))
-    try {
-      await server.start()
-    } catch (e) {
-      await rm(server.dir, { recursive: true, force: true })
-      throw e
-    }
+    await server.open()
     return server
   }
 
@@ -51,6 +50,19 @@ export class TestServer {
     this.child = null
     /** Every stderr line of every run, for failure messages. */
     this.log = []
+  }
+
+  /** Creates the temp directory and starts the server on a free port (once). */
+  async open () {
+    if (this.dir) throw new Error('server already opened')
+    this.dir = await mkdtemp(path.join(tmpdir(), 'collab-js-test-'))
+    try {
+      await this.start()
+    } catch (e) {
+      await rm(this.dir, { recursive: true, force: true })
+      this.dir = null
+      throw e
+    }
   }
 
   get dbPath () { return path.join(this.dir, 'collab.db') }
@@ -146,6 +158,17 @@ export class TestServer {
     }
   }
 
+  /**
+   * `POST /debug/documents/{documentId}/{fault}` (needs
+   * `debug.fault_injection`); throws unless the server answers 200.
+   */
+  async inject (documentId, fault) {
+    const url = `${this.httpUrl}/debug/documents/${documentId}/${fault}`
+    const response = await fetch(url, { method: 'POST' })
+    const body = await response.text()
+    if (response.status !== 200) throw new Error(`POST ${url}: ${response.status} ${body}`)
+  }
+
   /** Stops, then starts again on the same port and database. */
   async restart () {
     await this.stop()
@@ -165,4 +188,21 @@ export class TestServer {
     await this.stop()
     if (this.dir) await rm(this.dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * The server of one test file, with its hooks registered: started before
+ * the first test (`options` as for `TestServer.start`); after each test
+ * `afterEachTest()` runs (closing the test's clients) and the server is
+ * started again if the test stopped it; disposed of after the last test.
+ */
+export function serverForTests (options = {}, { afterEachTest } = {}) {
+  const server = new TestServer(options)
+  before(() => server.open())
+  afterEach(async () => {
+    await afterEachTest?.()
+    if (server.dir && !server.running) await server.start()
+  })
+  after(() => server.dispose())
+  return server
 }

@@ -2,29 +2,17 @@
 // joiners, offline edits, events, resends without duplicates.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from './server.mjs'
+import { test } from 'node:test'
 import {
-  Clients, WsProxy, occurrences, opKeys, readOpLog, textFromLog, trackingWebSocket,
-  uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, opKeys, readOpLog, textFromLog, trackingWebSocket,
+  uniqueDocId, useServer, waitConverged, waitFor, waitSynced
 } from './helpers.mjs'
 
-let server
-const clients = new Clients()
-const proxies = []
-
-before(async () => { server = await TestServer.start() })
-afterEach(async () => {
-  clients.closeAll()
-  await Promise.all(proxies.splice(0).map((p) => p.close()))
-})
-after(async () => { await server?.dispose() })
+const { server, clients, proxy: startProxy } = useServer()
 
 test('two clients converge on concurrent edits', { timeout: 20000 }, async () => {
   const id = uniqueDocId('converge')
-  const a = clients.open(server.url, id)
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const { a, b } = await clients.pair(server.url, id)
 
   // Both edit before seeing each other's edits.
   a.insert('alpha ')
@@ -69,11 +57,7 @@ test('a late joiner gets the full state', { timeout: 20000 }, async () => {
 
 test('offline edits are merged after disconnect() / connect()', { timeout: 20000 }, async () => {
   const id = uniqueDocId('offline')
-  const a = clients.open(server.url, id)
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
-  a.insert('shared;')
-  await waitConverged([a, b], (t) => t === 'shared;')
+  const { a, b } = await clients.pair(server.url, id, { first: 'shared;' })
 
   b.client.disconnect()
   assert.equal(b.client.status, 'disconnected')
@@ -139,11 +123,8 @@ test('status and synced events follow the connection', { timeout: 20000 }, async
 
 test('unacknowledged ops are resent after a reconnect, and only those', { timeout: 20000 }, async () => {
   const id = uniqueDocId('resend')
-  const proxy = await WsProxy.start(server.url)
-  proxies.push(proxy)
-  const a = clients.open(proxy.url, id, { clientId: 'writer-a' })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const proxy = await startProxy()
+  const { a, b } = await clients.pair(server.url, id, { a: { url: proxy.url, clientId: 'writer-a' } })
 
   // ops 1 and 2 reach the server, but their acks are lost…
   proxy.toClient = (msg) => (msg.type === 'ack' ? [] : [msg])
@@ -180,13 +161,10 @@ test('unacknowledged ops are resent after a reconnect, and only those', { timeou
 
 test('resent ops that the server already has get duplicate acks and are not logged twice', { timeout: 20000 }, async () => {
   const id = uniqueDocId('duplicates')
-  const proxy = await WsProxy.start(server.url)
-  proxies.push(proxy)
+  const proxy = await startProxy()
   // Every op frame reaches the server twice.
   proxy.toServer = (msg) => (msg.type === 'op' ? [msg, msg] : [msg])
-  const a = clients.open(proxy.url, id, { clientId: 'writer-dup' })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const { a, b } = await clients.pair(server.url, id, { a: { url: proxy.url, clientId: 'writer-dup' } })
   const acks = []
   proxy.toClient = (msg) => { if (msg.type === 'ack') acks.push(msg); return [msg] }
 
@@ -206,9 +184,7 @@ test('resent ops that the server already has get duplicate acks and are not logg
 test('ops sent just before a hard connection loss end up in the log exactly once', { timeout: 20000 }, async () => {
   const id = uniqueDocId('hard-drop')
   const tracked = trackingWebSocket()
-  const a = clients.open(server.url, id, { clientId: 'writer-drop', WebSocket: tracked.WebSocket })
-  const b = clients.open(server.url, id)
-  await waitSynced(a, b)
+  const { a, b } = await clients.pair(server.url, id, { a: { clientId: 'writer-drop', WebSocket: tracked.WebSocket } })
 
   for (let round = 0; round < 5; round++) {
     a.insert(`<${round}a>`)

@@ -1,6 +1,8 @@
 // Helpers with no dependencies, shared by this package's tests and by the
 // conformance suite in tests/js (which imports this file by path): unique
-// document ids, sleeps, condition waits, a close-code-tracking WebSocket.
+// document ids, sleeps, condition waits, a close-code-tracking WebSocket,
+// and a reader of a document's op log. What needs a package (the `ws`
+// WebSocket class) is passed in.
 
 /** The shared text every test edits. */
 export const TEXT = 'content'
@@ -53,4 +55,40 @@ export function occurrences (haystack, needle) {
   let n = 0
   for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + 1)) n++
   return n
+}
+
+/**
+ * Reads a document's whole op log through the native protocol: a hello
+ * with `last_seen_server_seq: 0` gets every op replayed. `WebSocket` is the
+ * class of the `ws` package, `url` the server's ws:// base URL. Awareness
+ * messages (presence of other sessions) are ignored; anything else but the
+ * welcome and `op` messages fails the read. Returns `{ welcome, ops }`.
+ */
+export function readOpLog ({ WebSocket, url, documentId, timeout = 10000 }) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}/ws/${documentId}`)
+    const ops = []
+    let welcome = null
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
+    const done = (result, error) => {
+      clearTimeout(timer)
+      ws.close()
+      if (error) reject(error)
+      else resolve(result)
+    }
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString())
+      if (msg.type === 'welcome') {
+        welcome = msg
+        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
+      } else if (msg.type === 'op') {
+        ops.push(msg)
+      } else if (msg.type !== 'awareness') {
+        return done(null, new Error(`unexpected ${data}`))
+      }
+      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
+    })
+    ws.on('error', (e) => done(null, e))
+  })
 }

@@ -1,15 +1,17 @@
 // Clients of the conformance suite: y-websocket providers, native
 // CollabClients and raw sockets, each on its own Y.Doc, plus condition
-// waits. Everything opened through a `Peers` is closed by `closeAll()`.
+// waits and the server of a test file. Everything opened through a `Peers`
+// is closed by `closeAll()`.
 
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { Awareness } from 'y-protocols/awareness'
 import { CollabClient } from '@collab-engine/client'
+import { serverForTests } from './server.mjs'
 // Dependency-free helpers shared with the native client's own tests.
 import {
-  TEXT, occurrences, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
+  TEXT, occurrences, readOpLog as readOpLogWith, sleep, trackingWebSocket as trackingSubclass, uniqueDocId, waitFor
 } from '../../../clients/js/test/wait.mjs'
 
 export { TEXT, occurrences, sleep, uniqueDocId, waitFor }
@@ -21,6 +23,18 @@ export function trackingWebSocket () {
 
 function short (text, max = 120) {
   return text.length > max ? `${JSON.stringify(text.slice(0, max))}… (${text.length} chars)` : JSON.stringify(text)
+}
+
+/**
+ * The real server of a test file (`options` as for `TestServer.start`),
+ * started before its tests, and a `Peers` closed after each test (the
+ * server is started again if the test stopped it). Call it at the top of
+ * the file.
+ */
+export function useServer (options) {
+  const peers = new Peers()
+  const server = serverForTests(options, { afterEachTest: () => peers.closeAll() })
+  return { server, peers }
 }
 
 export class Peers {
@@ -132,6 +146,16 @@ export async function waitSynced (peers, timeout = 10000) {
   })
 }
 
+/**
+ * Waits until `peers` are synced, then has the first of them write `text`
+ * into the (empty) document and waits until all of them have just that.
+ */
+export async function seedText (peers, text) {
+  await waitSynced(peers)
+  peers[0].text.insert(0, text)
+  await waitConverged(peers, (t) => t === text)
+}
+
 /** Waits until every peer is synced, has nothing pending and the same text, and `check(text)` holds. */
 export async function waitConverged (peers, check = () => true, timeout = 10000) {
   await waitFor(() => {
@@ -146,37 +170,12 @@ export async function waitConverged (peers, check = () => true, timeout = 10000)
 }
 
 /**
- * Reads a document's whole op log through the native protocol (a hello
- * with `last_seen_server_seq: 0` replays every op). Returns the ops and the
- * welcome.
+ * Reads a document's whole op log through the native protocol (every op
+ * replayed to a fresh session; awareness messages ignored). Returns the ops
+ * and the welcome.
  */
 export function readOpLog (server, documentId, timeout = 10000) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${server.url}/ws/${documentId}`)
-    const ops = []
-    let welcome = null
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)
-    const done = (result, error) => {
-      clearTimeout(timer)
-      ws.close()
-      if (error) reject(error)
-      else resolve(result)
-    }
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, client_id: `audit-${Math.random().toString(36).slice(2)}`, last_seen_server_seq: 0 })))
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString())
-      if (msg.type === 'welcome') {
-        welcome = msg
-        if (msg.recovery !== 'replay') return done(null, new Error(`expected a replay, got ${data}`))
-      } else if (msg.type === 'op') {
-        ops.push(msg)
-      } else if (msg.type !== 'awareness') {
-        return done(null, new Error(`unexpected ${data}`))
-      }
-      if (welcome && ops.length === welcome.server_seq) done({ welcome, ops })
-    })
-    ws.on('error', (e) => done(null, e))
-  })
+  return readOpLogWith({ WebSocket, url: server.url, documentId, timeout })
 }
 
 /** The text a list of logged ops builds. */

@@ -6,4 +6,4 @@
 // The binary is ../../target/debug/collab-engine (run `cargo build` at the
 // repository root) or $COLLAB_ENGINE_BIN.
 
-export { SERVER_BIN, SETTINGS, TestServer } from '../../../clients/js/test/server.mjs'
+export { SERVER_BIN, SETTINGS, TestServer, serverForTests } from '../../../clients/js/test/server.mjs'

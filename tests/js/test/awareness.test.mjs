@@ -3,18 +3,13 @@
 // check the exact messages.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
-import { Peers, sleep, uniqueDocId, waitFor, waitSynced } from '../lib/peers.mjs'
+import { test } from 'node:test'
+import { sleep, uniqueDocId, useServer, waitFor, waitSynced } from '../lib/peers.mjs'
 import {
   RawSocket, awarenessMessage, awarenessUpdate, decodeAwareness, nativeSession
 } from '../lib/wire.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+const { server, peers } = useServer()
 
 /** Every awareness entry a raw native session received: [{ client, clock, json }]. */
 function nativeAwareness (raw) {
@@ -112,8 +107,7 @@ test('a joining session gets the current states after its welcome and catch-up',
   assert.ok(yjsAwareness(rawYjs).slice(before).some((e) => e.client === aId && JSON.parse(e.json).user.name === 'a'))
 })
 
-test('a provider\'s next presence change after a reconnect reaches the others', {
-  timeout: 30000,}, async () => {
+test('a provider\'s next presence change after a reconnect reaches the others', { timeout: 30000 }, async () => {
   const id = uniqueDocId('awareness-reconnect')
   const a = peers.provider(server, id)
   const b = peers.provider(server, id)
@@ -134,8 +128,7 @@ test('a provider\'s next presence change after a reconnect reaches the others', 
   })
 })
 
-test('a session\'s own awareness updates are echoed to it (y-websocket\'s 30 s watchdog counts on them)', {
-  timeout: 30000,}, async () => {
+test('a session\'s own awareness updates are echoed to it (y-websocket\'s 30 s watchdog counts on them)', { timeout: 30000 }, async () => {
   const id = uniqueDocId('awareness-echo')
   const raw = peers.track(await RawSocket.open(`${server.yjsUrl}/${id}`))
   await waitFor(() => raw.frames.length > 0, { what: 'the sync step 1 of the server' })
@@ -143,8 +136,7 @@ test('a session\'s own awareness updates are echoed to it (y-websocket\'s 30 s w
   await waitFor(() => yjsAwareness(raw).some((e) => e.client === 4242), { timeout: 3000, what: 'the echo of the own awareness update' })
 })
 
-test('an awareness update whose state is not JSON is not relayed', {
-  timeout: 30000,}, async () => {
+test('an awareness update whose state is not JSON is not relayed', { timeout: 30000 }, async () => {
   const id = uniqueDocId('awareness-bad-json')
   const observer = peers.track(await RawSocket.open(`${server.yjsUrl}/${id}`))
   const nativeObserver = peers.track(await nativeSession(server, id))

@@ -4,23 +4,12 @@
 // sync step brings the refused updates back. Nothing is lost.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
+import { test } from 'node:test'
 import {
-  Peers, occurrences, readOpLog, textFromLog, uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, readOpLog, seedText, textFromLog, uniqueDocId, useServer, waitConverged, waitFor
 } from '../lib/peers.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start({ env: { COLLAB__DEBUG__FAULT_INJECTION: 'true' } }) })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
-
-async function inject (documentId, fault) {
-  const url = `${server.httpUrl}/debug/documents/${documentId}/${fault}`
-  const response = await fetch(url, { method: 'POST' })
-  assert.equal(response.status, 200, `POST ${url}: ${await response.text()}`)
-}
+const { server, peers } = useServer({ env: { COLLAB__DEBUG__FAULT_INJECTION: 'true' } })
 
 for (const [fault, what] of [
   ['fail-commits?count=1', 'a failed commit'],
@@ -31,11 +20,9 @@ for (const [fault, what] of [
     const a = peers.provider(server, id)
     const b = peers.provider(server, id)
     const n = peers.native(server, id)
-    await waitSynced([a, b, n])
-    a.text.insert(0, 'start;')
-    await waitConverged([a, b, n], (t) => t === 'start;')
+    await seedText([a, b, n], 'start;')
 
-    await inject(id, fault)
+    await server.inject(id, fault)
     a.text.insert(a.text.length, '<refused?>')
     await waitFor(() => a.closeCodes.length > 0, { what: 'the server to close a\'s session', describe: () => a.describe() })
     assert.deepEqual(a.closeCodes, [1013])
@@ -53,11 +40,9 @@ test('providers come back after a document panic (close 1012) and lose nothing',
   const id = uniqueDocId('yjs-panic')
   const a = peers.provider(server, id)
   const n = peers.native(server, id)
-  await waitSynced([a, n])
-  a.text.insert(0, 'before;')
-  await waitConverged([a, n], (t) => t === 'before;')
+  await seedText([a, n], 'before;')
 
-  await inject(id, 'panic')
+  await server.inject(id, 'panic')
   await waitFor(() => a.closeCodes.length > 0, { what: 'the restart to close a\'s session' })
   assert.deepEqual(a.closeCodes, [1012])
   a.text.insert(a.text.length, '<a after panic>')

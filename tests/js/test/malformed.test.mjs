@@ -4,17 +4,12 @@
 // the document, its op log or any other session.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
+import { test } from 'node:test'
 import * as Y from 'yjs'
-import { TestServer } from '../lib/server.mjs'
-import { Peers, readOpLog, sleep, textFromLog, uniqueDocId, waitConverged, waitFor, waitSynced, TEXT } from '../lib/peers.mjs'
+import { readOpLog, sleep, textFromLog, uniqueDocId, useServer, waitConverged, waitFor, waitSynced, TEXT } from '../lib/peers.mjs'
 import { RawSocket, SYNC_STEP_1, SYNC_STEP_2, SYNC_UPDATE, syncMessage } from '../lib/wire.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+const { server, peers } = useServer()
 
 /** A valid y-protocols update message inserting `text` (a client of its own). */
 function validUpdateFrame (text) {
@@ -108,7 +103,6 @@ test('malformed frames close the sender with 1003/1007; the document and the oth
   await checkCases(CASES)
 })
 
-test('a frame with a valid update and broken bytes after it contributes nothing and closes with 1007', {
-  timeout: 60000,}, async () => {
+test('a frame with a valid update and broken bytes after it contributes nothing and closes with 1007', { timeout: 60000 }, async () => {
   await checkCases(TRAILING)
 })

@@ -2,17 +2,12 @@
 // on the same document: every op of one route reaches the other.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
+import { test } from 'node:test'
 import {
-  Peers, occurrences, readOpLog, textFromLog, uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, readOpLog, seedText, textFromLog, uniqueDocId, useServer, waitConverged, waitFor, waitSynced
 } from '../lib/peers.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+const { server, peers } = useServer()
 
 test('a native client and y-websocket providers converge on edits from both routes', { timeout: 30000 }, async () => {
   const id = uniqueDocId('mixed')
@@ -58,9 +53,7 @@ test('offline edits of a native client and a provider merge; late joiners of eit
   const id = uniqueDocId('mixed-offline')
   const a = peers.provider(server, id)
   const n = peers.native(server, id)
-  await waitSynced([a, n])
-  a.text.insert(0, 'shared;')
-  await waitConverged([a, n], (t) => t === 'shared;')
+  await seedText([a, n], 'shared;')
 
   // The native client goes offline and edits; the provider edits meanwhile.
   n.client.disconnect()

@@ -3,20 +3,13 @@
 // and nothing is lost.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
+import { test } from 'node:test'
 import {
-  Peers, occurrences, readOpLog, textFromLog, uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, readOpLog, seedText, textFromLog, uniqueDocId, useServer, waitConverged, waitFor
 } from '../lib/peers.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(async () => {
-  peers.closeAll()
-  if (!server.running) await server.start()
-})
-after(async () => { await server?.dispose() })
+// useServer starts the server again after a test that stopped it.
+const { server, peers } = useServer()
 
 async function waitDisconnected (list) {
   await waitFor(() => list.every((p) => !p.provider.wsconnected), {
@@ -30,9 +23,7 @@ for (const signal of ['SIGTERM', 'SIGKILL']) {
     const id = uniqueDocId(`restart-${signal.toLowerCase()}`)
     const a = peers.provider(server, id)
     const b = peers.provider(server, id)
-    await waitSynced([a, b])
-    a.text.insert(0, 'A0;')
-    await waitConverged([a, b], (t) => t === 'A0;')
+    await seedText([a, b], 'A0;')
     b.text.insert(b.text.length, 'B0;')
     await waitConverged([a, b], (t) => t === 'A0;B0;')
     // A last edit right before the stop, not waited for.

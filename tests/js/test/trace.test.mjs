@@ -4,23 +4,16 @@
 
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
-import { Peers, uniqueDocId, waitFor, waitSynced } from '../lib/peers.mjs'
+import { before, test } from 'node:test'
+import { uniqueDocId, useServer, waitFor, waitSynced } from '../lib/peers.mjs'
 import { TRACE_PATH, loadTrace, replay } from '../lib/trace.mjs'
 
 const PATCHES = 20000
 const skip = existsSync(TRACE_PATH) ? false : `${TRACE_PATH} not found (set AUTOMERGE_PAPER_TRACE)`
 
-let server
+const { server, peers } = useServer()
 let trace
-const peers = new Peers()
-before(async () => {
-  server = await TestServer.start()
-  if (!skip) trace = loadTrace(PATCHES)
-})
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+before(() => { if (!skip) trace = loadTrace(PATCHES) })
 
 /**
  * Waits until `peer` has `expected`; fails early when its text stops
@@ -66,10 +59,7 @@ test('automerge-paper, 20,000 patches: native writer, y-websocket reader', { tim
   for (const p of late) await waitForText(p, trace.expected, { timeout: 30000 })
 })
 
-test('automerge-paper, 20,000 patches: y-websocket writer, native reader', {
-  timeout: 90000,
-  skip,
-}, async () => {
+test('automerge-paper, 20,000 patches: y-websocket writer, native reader', { timeout: 90000, skip }, async () => {
   const id = uniqueDocId('trace-yjs')
   const writer = peers.provider(server, id)
   const reader = peers.native(server, id)

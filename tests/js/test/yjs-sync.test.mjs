@@ -2,17 +2,12 @@
 // concurrent edits, late joiners, and every update committed to the op log.
 
 import assert from 'node:assert/strict'
-import { after, afterEach, before, test } from 'node:test'
-import { TestServer } from '../lib/server.mjs'
+import { test } from 'node:test'
 import {
-  Peers, occurrences, readOpLog, textFromLog, uniqueDocId, waitConverged, waitFor, waitSynced
+  occurrences, readOpLog, textFromLog, uniqueDocId, useServer, waitConverged, waitFor, waitSynced
 } from '../lib/peers.mjs'
 
-let server
-const peers = new Peers()
-before(async () => { server = await TestServer.start() })
-afterEach(() => peers.closeAll())
-after(async () => { await server?.dispose() })
+const { server, peers } = useServer()
 
 /** Waits until the op log alone builds `text`; returns the log. */
 async function logHolds (id, text) {
@@ -60,8 +55,7 @@ test('two y-websocket providers converge on concurrent edits of a Y.Text', { tim
   assert.equal(new Set(log.ops.map((op) => op.client_id)).size, 2)
 })
 
-test('a burst of updates from one provider all reach the others and the op log', {
-  timeout: 30000,}, async () => {
+test('a burst of updates from one provider all reach the others and the op log', { timeout: 30000 }, async () => {
   const id = uniqueDocId('yjs-burst')
   const a = peers.provider(server, id)
   const b = peers.provider(server, id)

@@ -1,0 +1,21 @@
+//! Test harness: a real server on port 0 over a real database (a fresh
+//! SQLite file, or a fresh PostgreSQL database when
+//! `COLLAB_TEST_DATABASE_URL` is set), real WebSocket clients, and peers
+//! that edit real yrs documents. Each file holds one kind of help; all of
+//! it is re-exported here, so tests name everything `crate::helpers::X`.
+
+mod app;
+mod database;
+mod oplog;
+mod peer;
+mod process;
+mod slow_client;
+mod ws;
+
+pub use app::*;
+pub use database::*;
+pub use oplog::*;
+pub use peer::*;
+pub use process::*;
+pub use slow_client::*;
+pub use ws::*;
