@@ -41,6 +41,7 @@ use actix::prelude::*;
 use actix_web::web;
 
 use crate::configuration::{DocumentSettings, Settings, redact_url};
+use crate::document::DocumentContext;
 use crate::http::{self, RouteState};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
@@ -137,11 +138,11 @@ impl CollabEngine {
             (store, None)
         };
         let metrics = Arc::new(Metrics::default());
-        let manager = SessionManager::new(
-            store.clone(),
-            Arc::new(options.documents.clone()),
-            metrics.clone(),
-        )
+        let manager = SessionManager::new(DocumentContext {
+            store: store.clone(),
+            settings: Arc::new(options.documents.clone()),
+            metrics: metrics.clone(),
+        })
         .start();
         checkpoint::spawn(store.clone(), Arc::downgrade(&metrics));
         let routes = RouteState {

@@ -5,8 +5,9 @@
 use actix::prelude::*;
 
 use super::pipeline::{Batch, NextCommit, answer};
+use super::submit::answer_duplicate;
 use super::subscribers::TooSlow;
-use super::{Committed, DocumentActor, DocumentEvent, Phase};
+use super::{Committed, DocumentActor, Phase};
 use crate::crdt;
 use crate::store::StoreError;
 use crate::vocabulary::Refusal;
@@ -125,20 +126,7 @@ impl DocumentActor {
         };
         for sender in batch.duplicates {
             let server_seq = state.committed_seq_of(&sender.client_id, sender.client_op_id);
-            if let Some(session_id) = sender.session {
-                self.subscribers.deliver(
-                    session_id,
-                    DocumentEvent::DuplicateAck {
-                        client_op_id: sender.client_op_id,
-                        server_seq,
-                    },
-                );
-            }
-            let duplicate = Committed {
-                server_seq,
-                duplicate: true,
-            };
-            answer(sender.reply, Ok(duplicate));
+            answer_duplicate(&mut self.subscribers, sender, server_seq);
         }
         for target in too_slow {
             self.drop_slow_subscriber(target);

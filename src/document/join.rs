@@ -50,7 +50,6 @@ impl DocumentActor {
             }
         };
         let head = state.head();
-        let epoch = state.epoch().clone();
         let (last_seen, claimed_epoch) = match &msg.mode {
             JoinMode::Native {
                 last_seen_server_seq,
@@ -62,14 +61,7 @@ impl DocumentActor {
                 let catch_up = CatchUp::StateVector {
                     state_vector: state.state_vector_v1(),
                 };
-                let last_client_op_id = state.marks_mut().session_joined(&msg.client_id, None);
-                let welcome = Welcome {
-                    document_id,
-                    epoch,
-                    server_seq: head,
-                    last_client_op_id,
-                };
-                return Box::pin(fut::ready(self.join_now(msg, welcome, catch_up)));
+                return Box::pin(fut::ready(self.join_now(msg, catch_up)));
             }
         };
         let plan = state.plan_recovery(last_seen, claimed_epoch, max_replay_ops);
@@ -79,7 +71,6 @@ impl DocumentActor {
 
         // Fast path: everything is in memory.
         if knows_client && !matches!(plan, RecoveryPlan::ReplayFromLog { .. }) {
-            let last_client_op_id = state.marks_mut().session_joined(&msg.client_id, None);
             let catch_up = match (plan, snapshot) {
                 (RecoveryPlan::Replay(ops), _) => CatchUp::Replay { ops },
                 (_, Some(state)) => CatchUp::Snapshot {
@@ -88,13 +79,7 @@ impl DocumentActor {
                 },
                 _ => CatchUp::Replay { ops: Vec::new() },
             };
-            let welcome = Welcome {
-                document_id,
-                epoch,
-                server_seq: head,
-                last_client_op_id,
-            };
-            return Box::pin(fut::ready(self.join_now(msg, welcome, catch_up)));
+            return Box::pin(fut::ready(self.join_now(msg, catch_up)));
         }
 
         // Slow path: read the client's mark and/or the missing ops from the
@@ -239,14 +224,20 @@ impl DocumentActor {
         self.complete_join(session_id, welcome, catch_up)
     }
 
-    /// Joins a session whose catch-up is entirely in memory (its client's
-    /// mark already counted): subscribe it, send welcome and catch-up.
-    fn join_now(
-        &mut self,
-        msg: JoinDocument,
-        welcome: Welcome,
-        catch_up: CatchUp,
-    ) -> Result<(), JoinError> {
+    /// Joins a session whose catch-up is entirely in memory and whose
+    /// client's mark is loaded (or needs none): count it in the mark,
+    /// subscribe it, send welcome and catch-up.
+    fn join_now(&mut self, msg: JoinDocument, catch_up: CatchUp) -> Result<(), JoinError> {
+        let document_id = self.id.clone();
+        let Some(state) = self.state_mut() else {
+            return Err(JoinError::unavailable("the document is not loaded; retry"));
+        };
+        let welcome = Welcome {
+            document_id,
+            epoch: state.epoch().clone(),
+            server_seq: state.head(),
+            last_client_op_id: state.marks_mut().session_joined(&msg.client_id, None),
+        };
         self.subscribers
             .add_session(msg.session_id, msg.client_id, msg.recipient, true, false);
         self.complete_join(msg.session_id, welcome, catch_up)

@@ -90,6 +90,14 @@ struct Lifecycle {
     restart_times: VecDeque<Instant>,
 }
 
+/// What every document actor of an engine gets from it.
+#[derive(Clone)]
+pub struct DocumentContext {
+    pub store: Store,
+    pub settings: Arc<DocumentSettings>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// See the module docs.
 pub struct DocumentActor {
     /// The document id; fixed for the actor's life.
@@ -115,14 +123,19 @@ pub struct DocumentActor {
 }
 
 impl DocumentActor {
+    /// The actor of document `id` (its `instance`-th since the engine
+    /// started), which asks `manager` to unload it when idle.
     pub fn new(
         id: Arc<str>,
         instance: u64,
-        store: Store,
-        settings: Arc<DocumentSettings>,
+        context: DocumentContext,
         manager: Recipient<UnloadRequest>,
-        metrics: Arc<Metrics>,
     ) -> Self {
+        let DocumentContext {
+            store,
+            settings,
+            metrics,
+        } = context;
         DocumentActor {
             id,
             instance,

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use super::client_marks::OpDisposition;
 use super::pipeline::{MAX_PENDING_OPS, PipelineItem, Reply, Sender, answer};
 use super::state::DocumentState;
+use super::subscribers::Subscribers;
 use super::{Committed, DocumentActor, DocumentEvent, Phase, SubmitOp, Submitter};
 use crate::crdt::ValidUpdate;
 use crate::store::StoreError;
@@ -257,20 +258,7 @@ impl DocumentActor {
                 });
             }
             OpDisposition::Duplicate { server_seq } => {
-                if let Some(session_id) = sender.session {
-                    self.subscribers.deliver(
-                        session_id,
-                        DocumentEvent::DuplicateAck {
-                            client_op_id: sender.client_op_id,
-                            server_seq,
-                        },
-                    );
-                }
-                let duplicate = Committed {
-                    server_seq,
-                    duplicate: true,
-                };
-                answer(sender.reply, Ok(duplicate));
+                answer_duplicate(&mut self.subscribers, sender, server_seq)
             }
             OpDisposition::DuplicateInFlight => {
                 self.pipeline.push(PipelineItem::Duplicate { sender })
@@ -296,6 +284,27 @@ impl DocumentActor {
             self.subscribers.refuse(session_id, ids, refusal, close);
         }
     }
+}
+
+/// Answers a resend of an op that is in the log (`server_seq`: its seq,
+/// when still known): a duplicate ack to its session, if any, and its reply.
+pub(super) fn answer_duplicate(
+    subscribers: &mut Subscribers,
+    sender: Sender,
+    server_seq: Option<u64>,
+) {
+    if let Some(session_id) = sender.session {
+        let ack = DocumentEvent::DuplicateAck {
+            client_op_id: sender.client_op_id,
+            server_seq,
+        };
+        subscribers.deliver(session_id, ack);
+    }
+    let duplicate = Committed {
+        server_seq,
+        duplicate: true,
+    };
+    answer(sender.reply, Ok(duplicate));
 }
 
 fn classify(state: &DocumentState, sender: &Sender) -> OpDisposition {

@@ -37,8 +37,14 @@ pub struct RouteState {
 /// `GET /yjs/{id}`, and the `/debug/` routes when fault injection is on.
 pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(state.clone()))
-        .route("/ws/{document_id:.*}", web::get().to(websocket::native))
-        .route("/yjs/{document_id:.*}", web::get().to(websocket::yjs));
+        .route(
+            "/ws/{document_id:.*}",
+            web::get().to(websocket::upgrade::<websocket::Native>),
+        )
+        .route(
+            "/yjs/{document_id:.*}",
+            web::get().to(websocket::upgrade::<websocket::Yjs>),
+        );
     if state.faults.is_some() {
         debug::configure(cfg);
     }

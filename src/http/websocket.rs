@@ -15,28 +15,13 @@ use crate::transport;
 use crate::vocabulary::validate_document_id;
 
 /// `GET /ws/{document_id}`: the native protocol.
-pub async fn native(
-    req: HttpRequest,
-    stream: web::Payload,
-    path: web::Path<String>,
-    state: web::Data<RouteState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    upgrade(NativeProtocol::default(), req, stream, path, state)
-}
-
+pub type Native = NativeProtocol;
 /// `GET /yjs/{document_id}`: the y-websocket protocol.
-pub async fn yjs(
-    req: HttpRequest,
-    stream: web::Payload,
-    path: web::Path<String>,
-    state: web::Data<RouteState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    upgrade(YjsProtocol::default(), req, stream, path, state)
-}
+pub type Yjs = YjsProtocol;
 
-/// Validates the document id, then upgrades to a session speaking `protocol`.
-fn upgrade<P: SessionProtocol>(
-    protocol: P,
+/// The upgrade route of protocol `P` (e.g. `upgrade::<Native>`): validates
+/// the document id, then upgrades to a session speaking `P`.
+pub async fn upgrade<P: SessionProtocol + Default>(
     req: HttpRequest,
     stream: web::Payload,
     path: web::Path<String>,
@@ -59,7 +44,7 @@ fn upgrade<P: SessionProtocol>(
     }
     let session_id = state.next_session_id.fetch_add(1, Ordering::Relaxed);
     transport::start(
-        protocol,
+        P::default(),
         session_id,
         Arc::from(document_id.as_str()),
         &state.session,

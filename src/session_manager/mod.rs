@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::join_all;
 
-use crate::configuration::DocumentSettings;
-use crate::document::{DocumentActor, DocumentEvent, Flush, Forwarded, Unload, UnloadRequest};
-use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::document::{
+    DocumentActor, DocumentContext, DocumentEvent, Flush, Forwarded, Unload, UnloadRequest,
+};
 use crate::vocabulary::{JoinError, Refusal, SessionId, close_code};
 pub use documents::Documents;
 use memory::release_memory;
@@ -41,9 +40,8 @@ struct DocumentEntry {
 
 /// See the module docs.
 pub struct SessionManager {
-    store: Store,
-    settings: Arc<DocumentSettings>,
-    metrics: Arc<Metrics>,
+    /// Given to every document actor it starts.
+    context: DocumentContext,
     /// Loaded documents. An entry exists exactly while its actor may serve.
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
@@ -59,11 +57,9 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
-    pub fn new(store: Store, settings: Arc<DocumentSettings>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(context: DocumentContext) -> Self {
         SessionManager {
-            store,
-            settings,
-            metrics,
+            context,
             documents: HashMap::new(),
             sessions: HashMap::new(),
             failed_until: HashMap::new(),
@@ -104,21 +100,16 @@ impl SessionManager {
 
     fn document(&mut self, id: &Arc<str>, ctx: &mut Context<Self>) -> &mut DocumentEntry {
         let next_instance = &mut self.next_instance;
-        let store = &self.store;
-        let settings = &self.settings;
-        let metrics = &self.metrics;
+        let context = &self.context;
         self.documents.entry(id.clone()).or_insert_with(|| {
             *next_instance += 1;
             let instance = *next_instance;
-            let store = store.clone();
-            let settings = settings.clone();
-            let metrics = metrics.clone();
+            let context = context.clone();
             let manager = ctx.address().recipient();
             let doc_id = id.clone();
             log::debug!("document {id} starting (instance {instance})");
-            let addr = Supervisor::start(move |_| {
-                DocumentActor::new(doc_id, instance, store, settings, manager, metrics)
-            });
+            let addr =
+                Supervisor::start(move |_| DocumentActor::new(doc_id, instance, context, manager));
             DocumentEntry {
                 addr,
                 instance,

@@ -41,6 +41,18 @@ pub type LogChunks = mpsc::Receiver<Result<LogChunk, StoreError>>;
 /// are queued, which bounds a load's memory.
 const CHUNKS_AHEAD: usize = 2;
 
+/// Which stretch of which log to read, and in what chunks.
+#[derive(Debug, Clone)]
+struct LogStretch {
+    id: String,
+    /// Ops `after < server_seq <= upto`.
+    after: u64,
+    upto: u64,
+    chunk_ops: usize,
+}
+
+type ChunkSender = mpsc::Sender<Result<LogChunk, StoreError>>;
+
 /// Cuts a run of rows into chunks of `size`.
 struct Chunker {
     size: usize,
@@ -96,33 +108,18 @@ impl SqliteLogReader {
         })
     }
 
-    /// Reads ops `after < server_seq <= upto` of document `id` into `tx`,
-    /// `chunk_ops` per chunk, on a blocking thread.
-    fn spawn(
-        &self,
-        id: String,
-        after: u64,
-        upto: u64,
-        chunk_ops: usize,
-        tx: mpsc::Sender<Result<LogChunk, StoreError>>,
-    ) {
+    /// Reads `stretch` into `tx` on a blocking thread.
+    fn spawn(&self, stretch: LogStretch, tx: ChunkSender) {
         let reader = self.clone();
         actix_web::rt::task::spawn_blocking(move || {
-            if let Err(e) = reader.read(&id, after, upto, chunk_ops, &tx) {
+            if let Err(e) = reader.read(&stretch, &tx) {
                 // The consumer may have gone; then nobody needs the error.
                 let _ = tx.blocking_send(Err(e));
             }
         });
     }
 
-    fn read(
-        &self,
-        id: &str,
-        after: u64,
-        upto: u64,
-        chunk_ops: usize,
-        tx: &mpsc::Sender<Result<LogChunk, StoreError>>,
-    ) -> Result<(), StoreError> {
+    fn read(&self, stretch: &LogStretch, tx: &ChunkSender) -> Result<(), StoreError> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -133,8 +130,12 @@ impl SqliteLogReader {
              WHERE document_id = ?1 AND server_seq > ?2 AND server_seq <= ?3 \
              ORDER BY server_seq",
         )?;
-        let mut rows = statement.query(params![id, to_i64(after), to_i64(upto)])?;
-        let mut chunks = Chunker::new(chunk_ops);
+        let mut rows = statement.query(params![
+            stretch.id,
+            to_i64(stretch.after),
+            to_i64(stretch.upto)
+        ])?;
+        let mut chunks = Chunker::new(stretch.chunk_ops);
         while let Some(row) = rows.next()? {
             let server_seq = to_u64(row.get(0)?, "operations.server_seq")?;
             if let Some(full) = chunks.push((server_seq, row.get(1)?))
@@ -158,14 +159,18 @@ impl Store {
     /// Must be called within an actix (tokio) runtime.
     pub fn log_chunks(&self, id: &str, after: u64, upto: u64, chunk_ops: usize) -> LogChunks {
         let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
-        let chunk_ops = chunk_ops.max(1);
+        let stretch = LogStretch {
+            id: id.to_owned(),
+            after,
+            upto,
+            chunk_ops: chunk_ops.max(1),
+        };
         match &self.log_reader {
-            Some(reader) => reader.spawn(id.to_owned(), after, upto, chunk_ops, tx),
+            Some(reader) => reader.spawn(stretch, tx),
             None => {
                 let store = self.clone();
-                let id = id.to_owned();
                 actix_web::rt::spawn(async move {
-                    if let Err(e) = store.stream_chunks(&id, after, upto, chunk_ops, &tx).await {
+                    if let Err(e) = store.stream_chunks(&stretch, &tx).await {
                         let _ = tx.send(Err(e)).await;
                     }
                 });
@@ -176,15 +181,14 @@ impl Store {
 
     async fn stream_chunks(
         &self,
-        id: &str,
-        after: u64,
-        upto: u64,
-        chunk_ops: usize,
-        tx: &mpsc::Sender<Result<LogChunk, StoreError>>,
+        stretch: &LogStretch,
+        tx: &ChunkSender,
     ) -> Result<(), StoreError> {
-        let rows = self.updates_between(id, after, upto).await?;
+        let rows = self
+            .updates_between(&stretch.id, stretch.after, stretch.upto)
+            .await?;
         pin_mut!(rows);
-        let mut chunks = Chunker::new(chunk_ops);
+        let mut chunks = Chunker::new(stretch.chunk_ops);
         while let Some(row) = rows.next().await {
             if let Some(full) = chunks.push(row?)
                 && tx.send(Ok(full)).await.is_err()

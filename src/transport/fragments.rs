@@ -89,30 +89,28 @@ mod tests {
     #[test]
     fn messages_are_reassembled_within_the_limit() {
         let mut f = Fragments::default();
-        assert_eq!(
-            f.push(Item::FirstText(Bytes::from_static(b"he")), 10),
-            Reassembled::Pending
-        );
-        assert_eq!(
-            f.push(Item::Continue(Bytes::from_static(b"l")), 10),
-            Reassembled::Pending
-        );
-        assert_eq!(
-            f.push(Item::Last(Bytes::from_static(b"lo")), 10),
-            Reassembled::Text(Ok("hello".to_owned()))
-        );
-        assert_eq!(
-            f.push(Item::Last(Bytes::from_static(b"x")), 10),
-            Reassembled::NoFirstFrame
-        );
-        f.push(Item::FirstBinary(Bytes::from_static(b"12345")), 8);
-        assert_eq!(
-            f.push(Item::Continue(Bytes::from_static(b"6789")), 8),
-            Reassembled::TooLarge
-        );
-        assert_eq!(
-            f.push(Item::Continue(Bytes::from_static(b"1")), 8),
-            Reassembled::NoFirstFrame
-        );
+        let bytes = Bytes::from_static;
+        let steps = [
+            (Item::FirstText(bytes(b"he")), 10, Reassembled::Pending),
+            (Item::Continue(bytes(b"l")), 10, Reassembled::Pending),
+            (
+                Item::Last(bytes(b"lo")),
+                10,
+                Reassembled::Text(Ok("hello".to_owned())),
+            ),
+            (Item::Last(bytes(b"x")), 10, Reassembled::NoFirstFrame),
+            (Item::FirstBinary(bytes(b"12345")), 8, Reassembled::Pending),
+            (Item::Continue(bytes(b"6789")), 8, Reassembled::TooLarge),
+            (Item::Continue(bytes(b"1")), 8, Reassembled::NoFirstFrame),
+            (Item::FirstBinary(bytes(b"ab")), 8, Reassembled::Pending),
+            (
+                Item::Last(bytes(b"c")),
+                8,
+                Reassembled::Binary(BytesMut::from(&b"abc"[..])),
+            ),
+        ];
+        for (n, (item, limit, expected)) in steps.into_iter().enumerate() {
+            assert_eq!(f.push(item, limit), expected, "step {n}");
+        }
     }
 }
