@@ -58,17 +58,26 @@ fn main() -> ExitCode {
     })
 }
 
+/// What is wrong with the command line.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("--config needs a path")]
+    MissingConfigPath,
+    #[error("unknown argument `{0}`")]
+    Unknown(String),
+}
+
 /// `Ok(None)` means `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<PathBuf>, String> {
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<PathBuf>, ArgsError> {
     let mut config = PathBuf::from("settings.toml");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" | "-c" => match args.next() {
                 Some(path) => config = PathBuf::from(path),
-                None => return Err("--config needs a path".to_owned()),
+                None => return Err(ArgsError::MissingConfigPath),
             },
             "--help" | "-h" => return Ok(None),
-            other => return Err(format!("unknown argument `{other}`")),
+            other => return Err(ArgsError::Unknown(other.to_owned())),
         }
     }
     Ok(Some(config))

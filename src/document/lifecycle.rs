@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::load::{LoadError, load_state};
+use super::load::load_state;
 use super::{DocumentActor, Phase, UnloadRequest};
 use crate::vocabulary::{Refusal, close_code};
 
@@ -129,11 +129,11 @@ impl DocumentActor {
                     act.lifecycle.last_activity = Instant::now();
                     act.metrics.document_loaded();
                 }
-                Err(LoadError::Refused(reason)) => {
+                Err(reason) if reason.is_refusal() => {
                     let reason = format!("document {} cannot be served: {reason}", act.id);
                     act.fail(reason, close_code::TRY_AGAIN_LATER);
                 }
-                Err(LoadError::Unavailable(reason)) => {
+                Err(reason) => {
                     log::error!("document {}: load failed: {reason}", act.id);
                     act.close_all(
                         close_code::TRY_AGAIN_LATER,

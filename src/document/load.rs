@@ -13,18 +13,25 @@ use super::state::{DocumentState, REPLAY_CHUNK_OPS, RestoreError};
 use crate::store::{LogChunks, Store, StoreError};
 
 /// Why a document could not be loaded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(super) enum LoadError {
     /// The stored data is wrong (a gap in the log): serving it would serve
     /// a wrong state, so the document is refused until an operator acts.
-    Refused(String),
+    #[error(transparent)]
+    Corrupt(RestoreError),
+    #[error("yrs panicked while rebuilding the document")]
+    Panicked,
+    #[error("no usable snapshot, and the op log does not start at server_seq 1")]
+    NoUsableStart,
     /// Storage could not be read; retrying may help.
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
 }
 
-impl From<StoreError> for LoadError {
-    fn from(e: StoreError) -> Self {
-        LoadError::Unavailable(e.to_string())
+impl LoadError {
+    /// Whether the stored data itself is at fault (retrying cannot help).
+    pub(super) fn is_refusal(&self) -> bool {
+        !matches!(self, LoadError::Unavailable(_))
     }
 }
 
@@ -75,18 +82,12 @@ pub(super) async fn load_state(
                     "document {id}: {e}; falling back to an older snapshot or the full log"
                 );
             }
-            Err(Failure::Restore(e)) => return Err(LoadError::Refused(e.to_string())),
-            Err(Failure::Panicked) => {
-                return Err(LoadError::Refused(
-                    "yrs panicked while rebuilding the document".to_owned(),
-                ));
-            }
+            Err(Failure::Restore(e)) => return Err(LoadError::Corrupt(e)),
+            Err(Failure::Panicked) => return Err(LoadError::Panicked),
             Err(Failure::Store(e)) => return Err(e.into()),
         }
     }
-    Err(LoadError::Refused(
-        "no usable snapshot, and the op log does not start at server_seq 1".to_owned(),
-    ))
+    Err(LoadError::NoUsableStart)
 }
 
 /// Why one rebuild attempt failed.

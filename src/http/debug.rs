@@ -39,6 +39,9 @@ fn refused(refusal: &Refusal) -> HttpResponse {
         RefusalReason::NotLoaded => {
             error_response(StatusCode::NOT_FOUND, "not_loaded", &refusal.message)
         }
+        RefusalReason::Invalid => {
+            error_response(StatusCode::BAD_REQUEST, "bad_request", &refusal.message)
+        }
         _ => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

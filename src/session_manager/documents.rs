@@ -1,6 +1,19 @@
 //! The document API for callers that are not WebSocket sessions (HTTP
 //! handlers, revocation, webhooks, tests): typed async methods over the
 //! manager's [`ToDocument`] messages.
+//!
+//! ```no_run
+//! use collab_engine::{CollabEngine, crdt};
+//!
+//! async fn import(engine: &CollabEngine, update: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+//!     let documents = engine.documents();
+//!     let update = crdt::decode_update(update.into())?; // must be a Yjs v1 update
+//!     let committed = documents.submit("my-document", "importer", 1, update).await?;
+//!     let state = documents.state("my-document").await?; // the whole state, a Yjs v1 update
+//!     assert_eq!(committed.server_seq, Some(state.server_seq));
+//!     Ok(())
+//! }
+//! ```
 
 use std::sync::Arc;
 
@@ -13,7 +26,9 @@ use crate::document::{
     Forwarded, OpsAfter, ReadInfo, ReadOps, ReadState, StateAtHead, SubmitOp, Submitter, Subscribe,
     Subscribed, Unsubscribe,
 };
-use crate::vocabulary::{Refusal, RefusalReason};
+use crate::vocabulary::{
+    Refusal, RefusalReason, validate_client_id, validate_client_op_id, validate_document_id,
+};
 
 /// A handle on every document of an engine; cheap to clone.
 #[derive(Clone)]
@@ -26,7 +41,9 @@ impl Documents {
         Documents { manager }
     }
 
-    /// Sends `message` to document `document_id` through the manager.
+    /// Sends `message` to document `document_id` through the manager; an
+    /// invalid id (see [`validate_document_id`]) is refused as
+    /// [`RefusalReason::Invalid`].
     pub async fn call<M>(
         &self,
         document_id: &str,
@@ -38,6 +55,7 @@ impl Documents {
         M::Result: Send,
         DocumentActor: Handler<Forwarded<M>>,
     {
+        validate_document_id(document_id).map_err(|e| Refusal::invalid(e.to_string()))?;
         self.manager
             .send(ToDocument {
                 document_id: Arc::from(document_id),
@@ -50,7 +68,8 @@ impl Documents {
 
     /// Submits `update` as op `client_op_id` of `client_id`; answered once
     /// it is committed (or refused). Submit the ops of one `client_id` one
-    /// at a time (see [`Submitter::Client`]).
+    /// at a time (see [`Submitter::Client`]). The ids follow the rules of
+    /// the native protocol's (refused as [`RefusalReason::Invalid`]).
     pub async fn submit(
         &self,
         document_id: &str,
@@ -58,6 +77,9 @@ impl Documents {
         client_op_id: u64,
         update: ValidUpdate,
     ) -> Result<Committed, Refusal> {
+        validate_client_id(client_id)
+            .and_then(|()| validate_client_op_id(client_op_id))
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
         let submit = SubmitOp {
             submitter: Submitter::Client(Arc::from(client_id)),
             client_op_id,

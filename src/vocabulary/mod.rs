@@ -7,8 +7,10 @@
 //! - [`JoinMode`]: how a joining session catches up;
 //! - [`Refusal`], [`JoinError`]: typed refusals that cross layers;
 //! - [`close_code`]: the WebSocket close codes the engine uses;
-//! - [`validate_document_id`]: which document ids exist.
+//! - [`validate_document_id`], [`validate_client_id`]: which document ids,
+//!   client ids and client op ids exist.
 
+mod client;
 pub mod close_code;
 mod document_id;
 mod op;
@@ -16,6 +18,9 @@ mod refusal;
 
 use std::sync::Arc;
 
+pub use client::{
+    InvalidClient, MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID, validate_client_id, validate_client_op_id,
+};
 pub use document_id::{InvalidDocumentId, MAX_DOCUMENT_ID_CHARS, validate_document_id};
 pub use op::{CommittedOp, Frame, WireFormat};
 pub use refusal::{JoinError, Refusal, RefusalReason};

@@ -15,6 +15,9 @@ pub enum RefusalReason {
     ShuttingDown,
     /// The document is not loaded, and the request was only for a loaded one.
     NotLoaded,
+    /// The request itself is wrong (e.g. an invalid client id); sending it
+    /// again will not help.
+    Invalid,
 }
 
 /// A refusal with a message for people. Nothing refused was accepted.
@@ -29,6 +32,13 @@ impl Refusal {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Refusal {
             reason: RefusalReason::Unavailable,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Refusal {
+            reason: RefusalReason::Invalid,
             message: message.into(),
         }
     }
@@ -89,6 +99,7 @@ impl From<Refusal> for JoinError {
         let close_code = match refusal.reason {
             RefusalReason::ShuttingDown => close_code::GOING_AWAY,
             RefusalReason::Unavailable | RefusalReason::NotLoaded => close_code::TRY_AGAIN_LATER,
+            RefusalReason::Invalid => close_code::POLICY_VIOLATION,
         };
         JoinError {
             refusal,

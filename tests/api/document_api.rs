@@ -330,3 +330,30 @@ async fn the_api_refuses_while_shutting_down() {
     let refused = documents.state("late").await.expect_err("refused");
     assert_eq!(refused.reason, RefusalReason::ShuttingDown);
 }
+
+/// The ids a native client could not use are refused through the API too,
+/// as `Invalid`, before anything reaches a document.
+#[actix_web::test]
+async fn the_api_refuses_ids_the_protocols_refuse() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let documents = app.engine.documents();
+    let update = || valid(Editor::new().append("x"));
+    let long_client = "c".repeat(65);
+    for (document_id, client_id, client_op_id, names) in [
+        ("doc", "", 1, "client_id"),
+        ("doc", long_client.as_str(), 1, "client_id"),
+        ("doc", "tab\there", 1, "control characters"),
+        ("doc", "w", u64::MAX, "client_op_id"),
+        ("a b", "w", 1, "document id"),
+    ] {
+        let refused = documents
+            .submit(document_id, client_id, client_op_id, update())
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.reason, RefusalReason::Invalid, "{refused}");
+        assert!(refused.message.contains(names), "{refused}");
+    }
+    let refused = documents.state("").await.expect_err("no such id");
+    assert_eq!(refused.reason, RefusalReason::Invalid);
+    assert_eq!(app.engine.stats().await.documents_loaded, 0);
+}

@@ -6,16 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocabulary::{Refusal, RefusalReason};
+use crate::vocabulary::{Refusal, RefusalReason, validate_client_id, validate_client_op_id};
 
 /// The only protocol version this server speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
 
-/// Longest accepted `client_id`, in characters.
-pub const MAX_CLIENT_ID_CHARS: usize = 64;
-
-/// Largest `client_op_id` the op log can store (it is a signed 64-bit column).
-pub const MAX_CLIENT_OP_ID: u64 = i64::MAX as u64;
+pub use crate::vocabulary::{MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID};
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -165,6 +161,7 @@ impl Rejection {
             RefusalReason::Unavailable | RefusalReason::ShuttingDown | RefusalReason::NotLoaded => {
                 ErrorCode::Unavailable
             }
+            RefusalReason::Invalid => ErrorCode::BadMessage,
         };
         Rejection {
             code,
@@ -193,31 +190,11 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, Rejection> {
         )
     })?;
     match &message {
-        ClientMessage::Hello(hello) => {
-            let chars = hello.client_id.chars().count();
-            if chars == 0 || chars > MAX_CLIENT_ID_CHARS {
-                return Err(Rejection::new(
-                    ErrorCode::BadMessage,
-                    format!("client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters, got {chars}"),
-                ));
-            }
-            if hello.client_id.chars().any(char::is_control) {
-                return Err(Rejection::new(
-                    ErrorCode::BadMessage,
-                    "client_id must not contain control characters",
-                ));
-            }
-        }
-        ClientMessage::Op(op) => {
-            if op.client_op_id > MAX_CLIENT_OP_ID {
-                return Err(Rejection::new(
-                    ErrorCode::BadMessage,
-                    format!("client_op_id must be at most {MAX_CLIENT_OP_ID}"),
-                ));
-            }
-        }
-        ClientMessage::Awareness(_) => {}
+        ClientMessage::Hello(hello) => validate_client_id(&hello.client_id),
+        ClientMessage::Op(op) => validate_client_op_id(op.client_op_id),
+        ClientMessage::Awareness(_) => Ok(()),
     }
+    .map_err(|problem| Rejection::new(ErrorCode::BadMessage, problem.to_string()))?;
     Ok(message)
 }
 

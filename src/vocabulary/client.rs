@@ -1,0 +1,39 @@
+//! Which client ids and client op ids exist: the rules every way of
+//! writing to a document applies (a native `hello`, the document API).
+
+/// Longest accepted `client_id`, in characters.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// Largest `client_op_id` the op log can store (it is a signed 64-bit column).
+pub const MAX_CLIENT_OP_ID: u64 = i64::MAX as u64;
+
+/// Why a client id or client op id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidClient {
+    #[error("client_id must be 1 to {MAX_CLIENT_ID_CHARS} characters, got {chars}")]
+    IdLength { chars: usize },
+    #[error("client_id must not contain control characters")]
+    IdControlCharacter,
+    #[error("client_op_id must be at most {MAX_CLIENT_OP_ID}")]
+    OpIdTooLarge,
+}
+
+/// Checks a client id: 1–64 characters, none of them a control character.
+pub fn validate_client_id(client_id: &str) -> Result<(), InvalidClient> {
+    let chars = client_id.chars().count();
+    if chars == 0 || chars > MAX_CLIENT_ID_CHARS {
+        return Err(InvalidClient::IdLength { chars });
+    }
+    if client_id.chars().any(char::is_control) {
+        return Err(InvalidClient::IdControlCharacter);
+    }
+    Ok(())
+}
+
+/// Checks a client op id: at most [`MAX_CLIENT_OP_ID`].
+pub fn validate_client_op_id(client_op_id: u64) -> Result<(), InvalidClient> {
+    if client_op_id > MAX_CLIENT_OP_ID {
+        return Err(InvalidClient::OpIdTooLarge);
+    }
+    Ok(())
+}
