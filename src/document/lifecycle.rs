@@ -167,6 +167,10 @@ impl DocumentActor {
 
     /// Periodic: unload after `idle_unload_secs` without sessions.
     fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        let gone = self.subscribers.prune_gone_listeners();
+        if gone > 0 {
+            log::debug!("document {}: {gone} listeners are gone", self.id);
+        }
         if !matches!(self.phase, Phase::Ready(_))
             || !self.subscribers.is_empty()
             || !self.pipeline.is_idle()

@@ -207,12 +207,23 @@ impl Subscribers {
                 too_slow.push(TooSlow::Session(*id));
             }
         }
+        // A listener whose actor is gone will never unsubscribe: forget it.
+        self.prune_gone_listeners();
         for (id, listener) in self.listeners.iter_mut() {
             if !listener.deliver_committed(ops, limit) {
                 too_slow.push(TooSlow::Listener(*id));
             }
         }
         too_slow
+    }
+
+    /// Forgets listeners whose recipient is gone (their actor stopped
+    /// without unsubscribing); returns how many.
+    pub fn prune_gone_listeners(&mut self) -> usize {
+        let before = self.listeners.len();
+        self.listeners
+            .retain(|_, listener| listener.recipient.connected());
+        before - self.listeners.len()
     }
 
     /// Ops of `session_id` sent and not yet handled.

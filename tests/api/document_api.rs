@@ -179,12 +179,35 @@ impl Handler<DocumentEvent> for Collector {
     }
 }
 
+/// Stops a collector, as a change feed whose client went away would.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl Handler<Stop> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 fn listener() -> (
     Recipient<DocumentEvent>,
     mpsc::UnboundedReceiver<DocumentEvent>,
 ) {
+    let (recipient, events, _) = stoppable_listener();
+    (recipient, events)
+}
+
+fn stoppable_listener() -> (
+    Recipient<DocumentEvent>,
+    mpsc::UnboundedReceiver<DocumentEvent>,
+    Addr<Collector>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Collector(tx).start().recipient(), rx)
+    let collector = Collector(tx).start();
+    (collector.clone().recipient(), rx, collector)
 }
 
 async fn next_event(events: &mut mpsc::UnboundedReceiver<DocumentEvent>) -> DocumentEvent {
@@ -263,12 +286,26 @@ async fn a_listener_follows_every_committed_op_in_order_until_it_leaves() {
         "an unsubscribed listener hears nothing: {heard:?}"
     );
 
+    // A listener whose actor stops without unsubscribing is forgotten.
+    let (recipient, _events, collector) = stoppable_listener();
+    documents
+        .subscribe("feed", recipient)
+        .await
+        .expect("subscribed");
+    collector.send(Stop).await.expect("stopped");
+    documents
+        .submit("feed", "api", 4, valid(editor.append("!")))
+        .await
+        .expect("op 5");
+    let info = documents.info("feed").await.expect("info");
+    assert_eq!(info.listeners, 0, "the stopped listener is gone");
+
     let (recipient, mut events) = listener();
     let again = documents
         .subscribe("feed", recipient)
         .await
         .expect("subscribed");
-    assert_eq!(again.server_seq, 4);
+    assert_eq!(again.server_seq, 5);
     assert_eq!(app.inject("feed", "panic").await, 200);
     assert_eq!(next_close(&mut events).await.0, 1012);
 }
