@@ -55,8 +55,9 @@ pub struct DatabaseSettings {
     /// How long an operation waits for a pooled connection (or to connect)
     /// before it fails; its ops are then answered `unavailable`.
     pub acquire_timeout_ms: u64,
-    /// SQLite only: how long a write waits for a lock held by another
-    /// process before it fails (and its ops are answered `unavailable`).
+    /// SQLite only: how long a commit waits for the write lock (held by
+    /// another process, or by another document's commit in this one)
+    /// before it fails (and its ops are answered `unavailable`).
     pub sqlite_busy_timeout_ms: u64,
 }
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use entity::{documents, operations, snapshots};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 
 use super::faults::CommitFaults;
 use super::reads::head_in;
@@ -57,7 +60,18 @@ impl Store {
             Some(faults) => faults.commit_starts(id)?,
             None => false,
         };
-        let txn = self.db.begin().await?;
+        // SQLite: take the write lock up front. A deferred transaction that
+        // reads the head first and then writes cannot wait for a lock another
+        // connection holds: SQLite refuses that read-to-write upgrade at once
+        // ("database is locked") instead of waiting `sqlite_busy_timeout_ms`.
+        // PostgreSQL ignores the mode.
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
         if let Some(expected) = expected_head {
             let found = head_in(&txn, id).await?;
             if found != expected {

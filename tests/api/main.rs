@@ -7,6 +7,7 @@ mod pg_cluster;
 
 mod bad_input;
 mod configuration;
+mod contention;
 mod document_api;
 mod embedding;
 mod faults;
