@@ -5,7 +5,8 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "documents")]
 pub struct Model {
-    /// The document id from the URL (`[A-Za-z0-9._-]{1,128}`).
+    /// The document id from the URL, percent-decoded: 1–512 bytes of UTF-8
+    /// without control characters.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     /// Opaque string, new for every incarnation of the document. A client

@@ -18,11 +18,11 @@ use crate::vocabulary::{Refusal, RefusalReason};
 /// Registers the `/debug/` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
-        "/debug/documents/{document_id}/panic",
+        "/debug/documents/{document_id:.*}/panic",
         web::post().to(panic),
     )
     .route(
-        "/debug/documents/{document_id}/fail-commits",
+        "/debug/documents/{document_id:.*}/fail-commits",
         web::post().to(fail_commits),
     );
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use client::{
     InvalidClient, MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID, validate_client_id, validate_client_op_id,
 };
-pub use document_id::{InvalidDocumentId, MAX_DOCUMENT_ID_CHARS, validate_document_id};
+pub use document_id::{InvalidDocumentId, MAX_DOCUMENT_ID_BYTES, validate_document_id};
 pub use op::{CommittedOp, Frame, WireFormat};
 pub use refusal::{JoinError, Refusal, RefusalReason};
 

@@ -381,7 +381,7 @@ async fn the_api_refuses_ids_the_protocols_refuse() {
         ("doc", long_client.as_str(), 1, "client_id"),
         ("doc", "tab\there", 1, "control characters"),
         ("doc", "w", u64::MAX, "client_op_id"),
-        ("a b", "w", 1, "document id"),
+        ("a\nb", "w", 1, "document id"),
     ] {
         let refused = documents
             .submit(document_id, client_id, client_op_id, update())

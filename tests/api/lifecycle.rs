@@ -195,19 +195,23 @@ async fn a_gap_in_the_op_log_refuses_the_document(backend: Backend) {
     fine.sync_to(1).await;
 }
 
-/// Document ids outside `[A-Za-z0-9._-]{1,128}` are refused with HTTP 400
-/// before the upgrade, with a JSON body naming the problem.
+/// Document ids that are empty, longer than 512 bytes, hold a control
+/// character or are not UTF-8 once percent-decoded are refused with HTTP
+/// 400 before the upgrade, with a JSON body naming the problem.
 #[actix_web::test]
 async fn invalid_document_ids_get_http_400() {
     let app = spawn_app(Backend::Sqlite).await;
-    let long = "a".repeat(129);
-    for bad in [
-        "",
-        "a%20b",
-        "caf%C3%A9",
-        "a/b",
-        long.as_str(),
-        "semi%3Bcolon",
+    let long = "a".repeat(513);
+    let long_encoded = "%C3%A9".repeat(257);
+    for (bad, names) in [
+        ("", "1 to 512 bytes"),
+        ("a%0Ab", "control characters"),
+        ("tab%09", "control characters"),
+        ("nul%00", "control characters"),
+        ("%FF%FE", "UTF-8"),
+        ("half%C3", "UTF-8"),
+        (long.as_str(), "got 513"),
+        (long_encoded.as_str(), "got 514"),
     ] {
         let url = format!("ws://127.0.0.1:{}/ws/{bad}", app.port);
         match awc::Client::new().ws(url.as_str()).connect().await {
@@ -218,16 +222,18 @@ async fn invalid_document_ids_get_http_400() {
             Ok(_) => panic!("{bad}: upgrade accepted"),
         }
         let mut response = awc::Client::new()
-            .get(format!("http://127.0.0.1:{}/ws/{bad}", app.port))
+            .get(format!("http://127.0.0.1:{}/yjs/{bad}", app.port))
             .send()
             .await
             .expect("http request");
-        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
         let body: serde_json::Value = response.json().await.expect("json body");
         assert_eq!(body["error"], "invalid_document_id");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{bad}: {message}");
     }
     // The longest valid id works.
-    let mut ws = WsClient::connect(&app, &"a".repeat(128)).await;
+    let mut ws = WsClient::connect(&app, &"a".repeat(512)).await;
     ws.hello("c", None, None).await;
     assert!(matches!(ws.recv().await, Incoming::Json(v) if v["type"] == "welcome"));
 }

@@ -15,5 +15,6 @@ mod lifecycle;
 mod outage;
 mod process;
 mod reconnect;
+mod room_names;
 mod sync;
 mod yjs;
