@@ -305,7 +305,7 @@ impl Default for DocumentSettings {
             snapshot_every_ops: 1000,
             max_replay_ops: 10_000,
             idle_unload_secs: 60,
-            max_message_bytes: 1 << 20,
+            max_message_bytes: 32 << 20,
             max_restarts: 5,
             restart_window_secs: 60,
             restart_backoff_initial_ms: 10,

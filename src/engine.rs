@@ -151,6 +151,8 @@ impl CollabEngine {
                 max_message_bytes: options.documents.max_message_bytes,
                 heartbeat_interval: options.heartbeat_interval,
                 client_timeout: options.client_timeout,
+                metrics: metrics.clone(),
+                oversize: Arc::default(),
             },
             documents: Documents::new(manager.clone()),
             store: store.clone(),

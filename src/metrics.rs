@@ -15,6 +15,7 @@ pub struct Metrics {
     document_restarts: AtomicU64,
     documents_loaded: AtomicU64,
     slow_sessions_dropped: AtomicU64,
+    messages_too_large: AtomicU64,
 }
 
 /// The counters at one moment, all since the engine started.
@@ -35,6 +36,9 @@ pub struct MetricsSnapshot {
     pub documents_loaded: u64,
     /// Sessions dropped because their client read too slowly.
     pub slow_sessions_dropped: u64,
+    /// Messages refused for being over `documents.max_message_bytes`
+    /// (each closed its session with 1009).
+    pub messages_too_large: u64,
 }
 
 impl Metrics {
@@ -62,6 +66,10 @@ impl Metrics {
         self.slow_sessions_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn message_too_large(&self) {
+        self.messages_too_large.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -71,6 +79,7 @@ impl Metrics {
             document_restarts: self.document_restarts.load(Ordering::Relaxed),
             documents_loaded: self.documents_loaded.load(Ordering::Relaxed),
             slow_sessions_dropped: self.slow_sessions_dropped.load(Ordering::Relaxed),
+            messages_too_large: self.messages_too_large.load(Ordering::Relaxed),
         }
     }
 }

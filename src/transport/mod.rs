@@ -1,9 +1,11 @@
 //! The transport: the WebSocket session actor that carries a wire
 //! protocol's actions out over one connection ([`ws_session`], the only
-//! user of `actix-web-actors`), with its plain helpers ([`fragments`]) and
-//! the TCP setting of accepted connections ([`tcp_nodelay`]).
+//! user of `actix-web-actors`), with its plain helpers ([`fragments`],
+//! [`oversize`]) and the TCP setting of accepted connections
+//! ([`tcp_nodelay`]).
 
 pub mod fragments;
+pub mod oversize;
 mod tcp;
 mod ws_session;
 

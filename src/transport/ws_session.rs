@@ -14,6 +14,7 @@
 //! it is answered, so ops sent right after `hello` follow the welcome;
 //! `stopping` leaves the document and unregisters.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
 use super::fragments::{Fragments, Reassembled, close_reason};
+use super::oversize::OversizeReports;
 use crate::document::{
     DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness, RelayAwareness,
     SubmitOp, Submitter, SyncStateVector,
 };
+use crate::metrics::Metrics;
 use crate::protocols::{Action, JoinRequest, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, SessionManager, UnregisterSession};
 use crate::vocabulary::{Frame, JoinError, SessionId, close_code};
@@ -37,6 +40,9 @@ pub struct SessionConfig {
     pub max_message_bytes: usize,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Which addresses recently had an oversized message logged.
+    pub oversize: Arc<OversizeReports>,
 }
 
 /// Upgrades `req` to a session speaking `protocol` on `document_id`
@@ -51,6 +57,7 @@ pub fn start<P: SessionProtocol>(
 ) -> Result<HttpResponse, actix_web::Error> {
     let session = WsSession {
         id: session_id,
+        peer: req.peer_addr().map(|address| address.ip()),
         document_id,
         config: config.clone(),
         protocol,
@@ -67,6 +74,8 @@ pub fn start<P: SessionProtocol>(
 /// See the module docs.
 pub struct WsSession<P: SessionProtocol> {
     id: SessionId,
+    /// The client's address, for log lines.
+    peer: Option<IpAddr>,
     document_id: Arc<str>,
     config: SessionConfig,
     protocol: P,
@@ -186,7 +195,8 @@ impl<P: SessionProtocol> WsSession<P> {
         if self.closed {
             return;
         }
-        let level = if close_code::is_client_error(code) {
+        // An oversized message was reported by `too_large` already.
+        let level = if close_code::is_client_error(code) && code != close_code::MESSAGE_TOO_BIG {
             log::Level::Info
         } else {
             log::Level::Debug
@@ -218,6 +228,25 @@ impl<P: SessionProtocol> WsSession<P> {
 
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let limit = self.config.max_message_bytes;
+        self.config.metrics.message_too_large();
+        let level = if self.config.oversize.first_in_a_while(self.peer) {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "{} session {} on {} from {}: a message over the limit of {limit} bytes \
+             (documents.max_message_bytes) was refused, close 1009; a client that sends it \
+             again after reconnecting will loop (only the first in {} min per address is \
+             logged at warn)",
+            P::NAME,
+            self.id,
+            self.document_id,
+            self.peer
+                .map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
+            super::oversize::QUIET_FOR.as_secs() / 60
+        );
         self.with_protocol(ctx, |p, out| p.on_too_large(limit, out));
         // Whatever the protocol said, an oversized message ends the session.
         self.close(ctx, close_code::MESSAGE_TOO_BIG, "message too large");

@@ -13,6 +13,7 @@ mod embedding;
 mod faults;
 mod lifecycle;
 mod outage;
+mod oversize;
 mod process;
 mod reconnect;
 mod room_names;

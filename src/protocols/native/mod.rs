@@ -192,7 +192,7 @@ impl SessionProtocol for NativeProtocol {
     fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>) {
         let rejection = Rejection::new(
             ErrorCode::TooLarge,
-            format!("message larger than the limit of {limit} bytes"),
+            format!("message larger than the limit of {limit} bytes (documents.max_message_bytes)"),
         );
         self.reject_and_close(&rejection, close_code::MESSAGE_TOO_BIG, out);
     }

@@ -133,7 +133,7 @@ impl SessionProtocol for YjsProtocol {
     fn on_too_large(&mut self, limit: usize, out: &mut Vec<Action>) {
         self.close(
             MESSAGE_TOO_BIG,
-            format!("message larger than the limit of {limit} bytes"),
+            format!("message larger than the limit of {limit} bytes (documents.max_message_bytes)"),
             out,
         );
     }

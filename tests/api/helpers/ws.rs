@@ -25,6 +25,10 @@ pub enum Incoming {
 /// A raw WebSocket client speaking JSON text frames.
 pub struct WsClient {
     framed: actix_codec::Framed<BoxedSocket, Codec>,
+    /// The reason of the server's close frame, once one arrived.
+    pub close_reason: Option<String>,
+    /// Skip binary frames (a y-websocket connection) instead of failing.
+    skip_binary: bool,
 }
 
 impl WsClient {
@@ -39,7 +43,20 @@ impl WsClient {
             .connect()
             .await
             .unwrap_or_else(|e| panic!("websocket connect to {url}: {e}"));
-        WsClient { framed }
+        WsClient {
+            framed,
+            close_reason: None,
+            skip_binary: false,
+        }
+    }
+
+    /// A client of the y-websocket route that only looks at text frames
+    /// and the close (binary frames are skipped).
+    pub async fn connect_yjs(app: &TestApp, document_id: &str) -> WsClient {
+        let url = format!("ws://127.0.0.1:{}/yjs/{document_id}", app.port);
+        let mut client = Self::connect_url(&url).await;
+        client.skip_binary = true;
+        client
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -123,12 +140,14 @@ impl WsClient {
                     return Some(Incoming::Json(value));
                 }
                 Frame::Close(reason) => {
+                    self.close_reason = reason.as_ref().and_then(|r| r.description.clone());
                     return Some(Incoming::Closed(reason.map(|r| u16::from(r.code))));
                 }
                 Frame::Ping(payload) => {
                     let _ = self.framed.send(Message::Pong(payload)).await;
                 }
                 Frame::Pong(_) => {}
+                Frame::Binary(_) if self.skip_binary => {}
                 Frame::Binary(_) | Frame::Continuation(_) => panic!("unexpected binary frame"),
             }
         }

@@ -9,7 +9,8 @@ import * as Y from 'yjs'
 import { readOpLog, sleep, textFromLog, uniqueDocId, useServer, waitConverged, waitFor, waitSynced, TEXT } from '../lib/peers.mjs'
 import { RawSocket, SYNC_STEP_1, SYNC_STEP_2, SYNC_UPDATE, syncMessage } from '../lib/wire.mjs'
 
-const { server, peers } = useServer()
+// This file checks the 1 MiB limit of earlier defaults (the default is now 32 MiB).
+const { server, peers } = useServer({ env: { COLLAB__DOCUMENTS__MAX_MESSAGE_BYTES: '1048576' } })
 
 /** A valid y-protocols update message inserting `text` (a client of its own). */
 function validUpdateFrame (text) {
