@@ -42,10 +42,11 @@ use actix_web::web;
 
 use crate::configuration::{DocumentSettings, Settings, redact_url};
 use crate::document::DocumentContext;
+use crate::http::health::NotReady;
 use crate::http::{self, RouteState};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
-use crate::store::{Store, StoreError, checkpoint};
+use crate::store::{Store, checkpoint};
 use crate::transport::SessionConfig;
 pub use crate::transport::tcp_nodelay;
 
@@ -154,6 +155,7 @@ impl CollabEngine {
                 metrics: metrics.clone(),
                 oversize: Arc::default(),
             },
+            metrics: metrics.clone(),
             documents: Documents::new(manager.clone()),
             store: store.clone(),
             next_session_id: Arc::new(AtomicU64::new(1)),
@@ -186,12 +188,10 @@ impl CollabEngine {
         self.inner.routes.documents.clone()
     }
 
-    /// Whether the database answers (within 2 s).
-    pub async fn ready(&self) -> Result<(), StoreError> {
-        self.inner
-            .store
-            .check_ready(http::health::READY_TIMEOUT)
-            .await
+    /// Whether the node can serve writes: the database answers, and
+    /// commits go through (see [`http::health::readiness`]).
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        http::health::readiness(&self.inner.store, &self.inner.metrics).await
     }
 
     /// Graceful shutdown: refuses new connections, commits what is pending,

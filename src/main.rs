@@ -1,86 +1,157 @@
-//! `collab-engine [--config PATH]`: runs the server configured by
-//! `settings.toml` (or PATH), with `COLLAB__SECTION__KEY` overrides.
+//! `collab-engine [--config PATH] [serve | migrate | check-config]`: the
+//! stand-alone server and its operator commands. Settings come from the
+//! built-in defaults, then `settings.toml` (or PATH), then
+//! `COLLAB__SECTION__KEY` variables.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use collab_engine::{Application, Settings};
+use clap::{Parser, Subcommand};
+use collab_engine::configuration::{DEFAULT_FILE, LoadedSettings, Origin};
+use collab_engine::{Application, Settings, Store};
 
-const USAGE: &str = "usage: collab-engine [--config PATH]\n\n\
-Runs the Collab-Engine server. Settings come from PATH (default: settings.toml)\n\
-and can be overridden with environment variables COLLAB__SECTION__KEY,\n\
-e.g. COLLAB__SERVER__PORT=9000. RUST_LOG overrides logging.level.";
-
-/// Exit code for unusable settings or arguments.
+/// Exit code for unusable settings or arguments (clap uses it too).
 const EXIT_CONFIG: u8 = 2;
 
+/// Collab-Engine: an authoritative real-time collaboration server for Yjs
+/// documents.
+#[derive(Debug, Parser)]
+#[command(name = "collab-engine", version, about, long_about = None)]
+#[command(
+    after_help = "Settings: built-in defaults, then the settings file, then environment \
+variables COLLAB__SECTION__KEY (e.g. COLLAB__SERVER__PORT=9000). RUST_LOG overrides \
+logging.level. Exit code 2: unusable settings or arguments."
+)]
+struct Cli {
+    /// The settings file [default: settings.toml in the working directory, if there is one]
+    #[arg(short, long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply the database schema migrations and exit.
+    Migrate,
+    /// Print the effective settings, secrets masked, each with where it came from; exit 0, or 2 if unusable.
+    CheckConfig,
+}
+
 fn main() -> ExitCode {
-    let config_path = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(path)) => path,
-        Ok(None) => {
-            init_logging("info");
-            log::info!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(problem) => {
-            init_logging("error");
-            log::error!("{problem}\n{USAGE}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let settings = match Settings::load(&config_path) {
-        Ok(settings) => settings,
+    let cli = Cli::parse();
+    let loaded = match load_settings(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(e) => {
             init_logging("error");
             log::error!("{e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_logging(&settings.logging.level);
-    log::info!("settings read from {}", config_path.display());
-
-    let system = actix_web::rt::System::new();
-    system.block_on(async move {
-        let app = match Application::build(settings).await {
-            Ok(app) => app,
-            Err(e) => {
-                log::error!("cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match app.run_until_stopped().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                log::error!("server failed: {e}");
-                ExitCode::FAILURE
-            }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            print!("{}", effective_settings(&loaded));
+            ExitCode::SUCCESS
         }
-    })
-}
-
-/// What is wrong with the command line.
-#[derive(Debug, thiserror::Error)]
-enum ArgsError {
-    #[error("--config needs a path")]
-    MissingConfigPath,
-    #[error("unknown argument `{0}`")]
-    Unknown(String),
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<PathBuf>, ArgsError> {
-    let mut config = PathBuf::from("settings.toml");
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => match args.next() {
-                Some(path) => config = PathBuf::from(path),
-                None => return Err(ArgsError::MissingConfigPath),
-            },
-            "--help" | "-h" => return Ok(None),
-            other => return Err(ArgsError::Unknown(other.to_owned())),
+        Command::Migrate => {
+            init_logging(&loaded.settings.logging.level);
+            run(migrate(loaded.settings))
+        }
+        Command::Serve => {
+            init_logging(&loaded.settings.logging.level);
+            match &cli.config {
+                Some(path) => log::info!("settings read from {}", path.display()),
+                None if Path::new(DEFAULT_FILE).is_file() => {
+                    log::info!("settings read from {DEFAULT_FILE}")
+                }
+                None => log::info!("no {DEFAULT_FILE}: built-in defaults and COLLAB__ variables"),
+            }
+            run(serve(loaded.settings))
         }
     }
-    Ok(Some(config))
+}
+
+/// The settings of `--config PATH` (which must exist), or of
+/// `settings.toml` if there is one.
+fn load_settings(
+    path: Option<&Path>,
+) -> Result<LoadedSettings, collab_engine::configuration::SettingsError> {
+    match path {
+        Some(path) => Settings::load_layers(Some(path), true, std::env::vars()),
+        None => Settings::load_layers(Some(Path::new(DEFAULT_FILE)), false, std::env::vars()),
+    }
+}
+
+/// Runs `work` on an actix system.
+fn run(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    actix_web::rt::System::new().block_on(work)
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(settings: Settings) -> ExitCode {
+    let url = collab_engine::configuration::redact_url(&settings.database.url);
+    let store = match Store::connect(&settings.database, settings.persistence.durability).await {
+        Ok(store) => store,
+        Err(e) => {
+            log::error!("cannot connect to the database {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match store.migrate().await {
+        Ok(()) => {
+            log::info!(
+                "database migrations applied to {url} ({})",
+                store.backend_name()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("database migrations failed on {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The effective settings as TOML, secrets masked, each key followed by
+/// where its value came from.
+fn effective_settings(loaded: &LoadedSettings) -> String {
+    let mut out = String::from(
+        "# Effective settings of collab-engine (secrets masked): built-in defaults,\n\
+         # then the settings file, then COLLAB__SECTION__KEY variables.\n",
+    );
+    let table = toml::Table::try_from(loaded.settings.redacted()).unwrap_or_default();
+    for (section, keys) in table {
+        let toml::Value::Table(keys) = keys else {
+            continue;
+        };
+        out.push_str(&format!("\n[{section}]\n"));
+        for (key, value) in keys {
+            let origin = loaded
+                .origins
+                .get(&format!("{section}.{key}"))
+                .unwrap_or(&Origin::Default);
+            out.push_str(&format!("{key} = {value}  # {origin}\n"));
+        }
+    }
+    out
 }
 
 fn init_logging(default_level: &str) {

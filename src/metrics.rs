@@ -3,7 +3,7 @@
 //! Plain atomics: documents increment them on their own threads without
 //! locking; [`Metrics::snapshot`] reads them for tests and operators.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Live counters (see [`MetricsSnapshot`] for their meaning).
 #[derive(Debug, Default)]
@@ -16,6 +16,9 @@ pub struct Metrics {
     documents_loaded: AtomicU64,
     slow_sessions_dropped: AtomicU64,
     messages_too_large: AtomicU64,
+    /// The latest commit of any document failed, and no commit (nor a
+    /// readiness probe) has succeeded since.
+    commits_failing: AtomicBool,
 }
 
 /// The counters at one moment, all since the engine started.
@@ -43,6 +46,7 @@ pub struct MetricsSnapshot {
 
 impl Metrics {
     pub fn commit(&self, ops: usize, snapshot: bool) {
+        self.commits_failing.store(false, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.ops_committed.fetch_add(ops as u64, Ordering::Relaxed);
         if snapshot {
@@ -51,7 +55,18 @@ impl Metrics {
     }
 
     pub fn commit_failed(&self) {
+        self.commits_failing.store(true, Ordering::Relaxed);
         self.commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the latest commit failed (and nothing wrote since).
+    pub fn commits_failing(&self) -> bool {
+        self.commits_failing.load(Ordering::Relaxed)
+    }
+
+    /// A write went through again (a readiness probe succeeded).
+    pub fn commits_recovered(&self) {
+        self.commits_failing.store(false, Ordering::Relaxed);
     }
 
     pub fn document_restarted(&self) {

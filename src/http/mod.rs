@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use crate::metrics::Metrics;
 use crate::session_manager::Documents;
 use crate::store::Store;
 use crate::store::faults::CommitFaults;
@@ -22,6 +23,7 @@ use crate::transport::SessionConfig;
 #[derive(Clone)]
 pub struct RouteState {
     pub session: SessionConfig,
+    pub metrics: Arc<Metrics>,
     pub documents: Documents,
     pub store: Store,
     /// Source of session ids, unique within the engine.

@@ -15,6 +15,10 @@ use super::reads::head_in;
 use super::{NewSnapshot, Store, StoreError, to_i64};
 use crate::vocabulary::CommittedOp;
 
+/// The document id of readiness probes (never committed; control
+/// characters make it an id no client can use).
+const PROBE_DOCUMENT: &str = "\u{1}collab-engine readiness probe";
+
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
 const INSERT_CHUNK: usize = 1000;
 
@@ -117,6 +121,41 @@ impl Store {
         if fail_after {
             return Err(CommitFaults::landed_but_failed());
         }
+        Ok(())
+    }
+
+    /// Whether a commit would go through now: writes a document row and an
+    /// op the way a commit does (in a transaction that takes the write lock
+    /// on SQLite), then rolls everything back. Catches what a ping does
+    /// not: a write lock held elsewhere, a read-only database, a refusing
+    /// trigger or constraint.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        let now = chrono::Utc::now();
+        documents::Entity::insert(documents::ActiveModel {
+            id: Set(PROBE_DOCUMENT.to_owned()),
+            epoch: Set("probe".to_owned()),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        operations::Entity::insert(operations::ActiveModel {
+            document_id: Set(PROBE_DOCUMENT.to_owned()),
+            server_seq: Set(1),
+            client_id: Set("probe".to_owned()),
+            client_op_id: Set(1),
+            update: Set(vec![0, 0]),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.rollback().await?;
         Ok(())
     }
 }

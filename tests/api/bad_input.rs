@@ -203,7 +203,17 @@ async fn a_failed_commit_answers_unavailable_and_the_op_can_be_resent(backend: B
             "the failed op was not broadcast, and the watcher stays connected",
         )
         .await;
+    assert_eq!(
+        app.get_status("/ready").await,
+        503,
+        "a node whose commits fail is not ready, though the database answers"
+    );
     faults.remove(&app).await;
+    assert_eq!(
+        app.get_status("/ready").await,
+        200,
+        "ready again once a write goes through, before any client writes"
+    );
     let metrics = app.engine.metrics();
     assert_eq!(metrics.commit_failures, 1);
     assert_eq!(

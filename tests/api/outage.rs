@@ -55,7 +55,8 @@ async fn ops_during_an_outage_are_refused_then_resume(
 }
 
 /// SQLite: another process holds the write lock (`BEGIN EXCLUSIVE`); our
-/// writes fail after `sqlite_busy_timeout_ms`, reads still work.
+/// writes fail after `sqlite_busy_timeout_ms`, reads still work. The
+/// database still answers a ping, but `/ready` is 503: commits fail.
 #[actix_web::test]
 async fn sqlite_locked_by_another_process() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
@@ -69,7 +70,7 @@ async fn sqlite_locked_by_another_process() {
     ops_during_an_outage_are_refused_then_resume(
         &app,
         "locked",
-        200,
+        503,
         async {
             intruder
                 .execute_unprepared("BEGIN EXCLUSIVE")

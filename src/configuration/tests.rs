@@ -1,0 +1,109 @@
+//! Tests of the settings layers: defaults, file, environment, and the origins errors name.
+
+use std::path::{Path, PathBuf};
+
+use super::{Origin, Settings, SettingsError};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, text).expect("write");
+    (dir, path)
+}
+
+#[test]
+fn defaults_then_file_then_environment() {
+    let (_dir, path) = file_with("[server]\nport = 9000\nhost = \"0.0.0.0\"\n");
+    let loaded = Settings::load_layers(
+        Some(&path),
+        true,
+        env(&[("COLLAB__SERVER__PORT", "9100"), ("OTHER", "x")]),
+    )
+    .expect("loads");
+    assert_eq!(loaded.settings.server.port, 9100);
+    assert_eq!(loaded.settings.server.host, "0.0.0.0");
+    assert_eq!(loaded.settings.database.max_connections, 8);
+    assert_eq!(
+        loaded.origins["server.port"],
+        Origin::Environment {
+            variable: "COLLAB__SERVER__PORT".into()
+        }
+    );
+    assert_eq!(
+        loaded.origins["server.host"],
+        Origin::File {
+            path: path.clone(),
+            line: Some(3)
+        }
+    );
+    assert_eq!(loaded.origins["database.url"], Origin::Default);
+}
+
+#[test]
+fn no_file_means_defaults_unless_it_was_asked_for() {
+    let missing = Path::new("/nonexistent/settings.toml");
+    let loaded = Settings::load_layers(Some(missing), false, env(&[])).expect("defaults");
+    assert_eq!(loaded.settings.server.port, 8080);
+    let err = Settings::load_layers(Some(missing), true, env(&[])).expect_err("required");
+    assert!(matches!(err, SettingsError::FileNotFound { .. }), "{err}");
+}
+
+#[test]
+fn errors_say_where_the_value_came_from() {
+    let (_dir, path) = file_with("[server]\nport = 1\nprot = 2\n");
+    let err = Settings::load_layers(Some(&path), true, env(&[])).expect_err("unknown key");
+    let text = err.to_string();
+    assert!(text.contains("line 3") && text.contains("prot"), "{text}");
+
+    let (_dir, path) = file_with("[persistence]\ndurability = \"fast\"\n");
+    let err = Settings::load_layers(Some(&path), true, env(&[])).expect_err("bad enum");
+    let text = err.to_string();
+    assert!(
+        text.contains("full") && text.contains("normal") && text.contains("line 2"),
+        "{text}"
+    );
+
+    for (variable, value, names) in [
+        ("COLLAB__SERVER__PROT", "1", "has no key `prot`"),
+        ("COLLAB__SERVR__PORT", "1", "no section [servr]"),
+        ("COLLAB__PORT", "1", "SECTION__KEY"),
+        ("COLLAB__SERVER__PORT", "many", "whole number"),
+        ("COLLAB__SERVER__PORT", "70000", "u16"),
+        ("COLLAB__PERSISTENCE__DURABILITY", "fast", "`normal`"),
+        ("COLLAB__DATABASE__RUN_MIGRATIONS", "yes", "true or false"),
+    ] {
+        let err =
+            Settings::load_layers(None, false, env(&[(variable, value)])).expect_err(variable);
+        let text = err.to_string();
+        assert!(
+            text.contains(variable) && text.contains(names),
+            "{variable}: {text}"
+        );
+    }
+
+    let (_dir, path) = file_with("[documents]\nsnapshot_every_ops = 0\n");
+    let err = Settings::load_layers(Some(&path), true, env(&[])).expect_err("range");
+    let text = err.to_string();
+    assert!(
+        text.contains("documents.snapshot_every_ops") && text.contains("line 2"),
+        "{text}"
+    );
+    let err = Settings::load_layers(
+        None,
+        false,
+        env(&[("COLLAB__SERVER__HEARTBEAT_INTERVAL_SECS", "0")]),
+    )
+    .expect_err("range");
+    assert!(
+        err.to_string()
+            .contains("COLLAB__SERVER__HEARTBEAT_INTERVAL_SECS"),
+        "{err}"
+    );
+}
