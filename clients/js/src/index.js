@@ -142,6 +142,35 @@ function hasStructsBeyond (doc, sv) {
   return false
 }
 
+/** Does `value` have the members of a `Y.Doc` (of any copy of yjs)? */
+function looksLikeYDoc (value) {
+  return value !== null && typeof value === 'object' &&
+    typeof value.clientID === 'number' && typeof value.guid === 'string' &&
+    value.share instanceof Map && typeof value.store === 'object' && value.store !== null &&
+    ['getText', 'getMap', 'getArray', 'transact', 'on', 'off'].every((name) => typeof value[name] === 'function')
+}
+
+/**
+ * Throws unless `doc` is a `Y.Doc` of the yjs this module imports. A doc of
+ * another copy of yjs (two copies installed, e.g. by a symlinked
+ * `npm install <path>`) would fail Yjs's own `instanceof` checks inside
+ * `applyUpdate` and friends: nothing would sync and nothing would say why.
+ */
+function checkDoc (doc) {
+  if (doc instanceof Y.Doc) return
+  if (looksLikeYDoc(doc)) {
+    throw new TypeError(
+      'CollabClient: `doc` is a Y.Doc from another copy of yjs than the one @collab-engine/client imports, ' +
+      'so Yjs\'s instanceof checks would fail and nothing would sync. Install yjs once (`npm ls yjs` lists the copies): ' +
+      'the usual cause is `npm install <folder>`, a symlink to a folder with its own node_modules/yjs; install ' +
+      '@collab-engine/client from the registry, from a tarball (`npm pack`) or with `--install-links` instead. ' +
+      'Copies nested in node_modules are merged by `npm dedupe`'
+    )
+  }
+  const got = doc === null ? 'null' : typeof doc === 'object' ? `an object (${doc.constructor?.name ?? 'no constructor'})` : typeof doc
+  throw new TypeError(`CollabClient: \`doc\` must be a Y.Doc (new Y.Doc() of yjs); got ${got}`)
+}
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -189,7 +218,7 @@ export class CollabClient extends Emitter {
     } = options ?? {}
     if (typeof url !== 'string' || url === '') throw new TypeError('CollabClient: `url` must be a non-empty string')
     if (typeof documentId !== 'string' || documentId === '') throw new TypeError('CollabClient: `documentId` must be a non-empty string')
-    if (!doc || typeof doc.on !== 'function' || typeof doc.off !== 'function') throw new TypeError('CollabClient: `doc` must be a Y.Doc')
+    checkDoc(doc)
     if (typeof clientId !== 'string' || clientId.length === 0 || [...clientId].length > 64) {
       throw new TypeError('CollabClient: `clientId` must be a string of 1 to 64 characters')
     }
