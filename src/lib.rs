@@ -37,7 +37,8 @@
 //!    health and readiness, the fault-injection drills).
 //! 7. [`engine`]: [`CollabEngine`], the embeddable part (actors + routes),
 //!    and [`startup`]: the stand-alone [`Application`] (listener, signals);
-//!    `main.rs` is a thin wrapper around it.
+//!    `main.rs` is the command line around it (`serve`, `migrate`,
+//!    `check-config`).
 //!
 //! The data path of one op, file by file, is in `docs/architecture.md`;
 //! the protocols are in `docs/protocol.md`.
