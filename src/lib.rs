@@ -43,6 +43,7 @@
 //! The data path of one op, file by file, is in `docs/architecture.md`;
 //! the protocols are in `docs/protocol.md`.
 
+pub mod auth;
 pub mod configuration;
 pub mod crdt;
 pub mod document;

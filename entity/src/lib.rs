@@ -5,6 +5,7 @@
 //! - [`documents`]: one row per document incarnation, with its opaque `epoch`;
 //! - [`operations`]: the append-only op log, one row per accepted operation,
 //!   keyed by `(document_id, server_seq)`;
+//! - [`revocations`]: revoked access (by subject or token id);
 //! - [`snapshots`]: full Yjs v1 states taken at a given `server_seq`, so a
 //!   document loads from its latest snapshot plus the log after it.
 //!
@@ -13,4 +14,5 @@
 pub mod documents;
 pub mod operations;
 pub mod prelude;
+pub mod revocations;
 pub mod snapshots;

@@ -19,6 +19,9 @@ pub struct Model {
     pub client_op_id: i64,
     /// The Yjs v1 update exactly as the client sent it.
     pub update: Vec<u8>,
+    /// Who wrote it, when access control was on (a token's `sub`): every op
+    /// of a `(document_id, client_id)` has the same subject.
+    pub subject: Option<String>,
     pub created_at: ChronoDateTimeUtc,
 }
 

@@ -124,6 +124,8 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.allowed_origins")
                     .source(Some(env_source)),
             )
             .build()
@@ -284,6 +286,14 @@ fn check_variable(
                 )));
             }
         },
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        ),
         _ => toml::Value::String(value.to_owned()),
     };
     let mut table = toml::Table::new();

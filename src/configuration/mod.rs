@@ -33,6 +33,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub persistence: PersistenceSettings,
     pub documents: DocumentSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitsSettings,
     pub debug: DebugSettings,
     pub logging: LoggingSettings,
 }
@@ -53,6 +55,11 @@ pub struct ServerSettings {
     pub client_timeout_secs: u64,
     /// Upper bound for a graceful shutdown (flush, snapshot, close sockets).
     pub shutdown_timeout_secs: u64,
+    /// Origins (`scheme://host[:port]`) whose web pages may open a
+    /// WebSocket to this server; empty: any. An upgrade with an `Origin`
+    /// header not listed gets 403; one without (a non-browser client) is
+    /// not refused for that. `COLLAB__SERVER__ALLOWED_ORIGINS`: comma-separated.
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[database]`: where the op log and snapshots live.
@@ -93,6 +100,69 @@ pub enum Durability {
     /// off`. Survives a crash of this server; the last commits may be lost
     /// if the machine (SQLite) or the database server (PostgreSQL) crashes.
     Normal,
+}
+
+/// `[auth]`: who may read and write which document.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// HS256 key of tokens (its UTF-8 bytes, at least 32): verifies them,
+    /// and signs the ones `POST /api/tokens` and `collab-engine token` mint.
+    pub secret: String,
+    /// Bearer key of the admin API (`/api/tokens`, `/api/revocations`);
+    /// empty: the admin API refuses everyone.
+    pub admin_key: String,
+    /// With `mode = "none"`, allow listening on an address other than
+    /// loopback (anyone who reaches the port reads and writes everything).
+    pub allow_anonymous: bool,
+    /// When set, only tokens whose `aud` includes it are accepted; when
+    /// empty, tokens that carry an `aud` are refused.
+    pub audience: String,
+    /// Clock skew allowed when a token is checked at the upgrade, seconds.
+    pub leeway_secs: u64,
+}
+
+/// How connections are authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Everyone may read and write every document.
+    #[default]
+    None,
+    /// A JWT (`Authorization: Bearer`, or `?token=` on WebSocket routes)
+    /// says who connects and what they may do.
+    Token,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::None,
+            secret: String::new(),
+            admin_key: String::new(),
+            allow_anonymous: false,
+            audience: String::new(),
+            leeway_secs: 5,
+        }
+    }
+}
+
+/// `[limits]`: what one client may take.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Sessions of one document, both routes together; beyond it an
+    /// upgrade gets 429 `document_full`.
+    pub max_sessions_per_document: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            max_sessions_per_document: 1000,
+        }
+    }
 }
 
 /// `[debug]`: operator drills and tests.
@@ -145,10 +215,15 @@ impl Settings {
         Duration::from_secs(self.server.client_timeout_secs)
     }
 
-    /// A copy fit to print: the database password masked.
+    /// A copy fit to print: the database password and the keys masked.
     pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
         copy.database.url = redact_url(&copy.database.url);
+        for secret in [&mut copy.auth.secret, &mut copy.auth.admin_key] {
+            if !secret.is_empty() {
+                *secret = "***".to_owned();
+            }
+        }
         copy
     }
 }
@@ -163,6 +238,7 @@ impl Default for ServerSettings {
             heartbeat_interval_secs: 5,
             client_timeout_secs: 30,
             shutdown_timeout_secs: 10,
+            allowed_origins: Vec::new(),
         }
     }
 }

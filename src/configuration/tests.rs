@@ -20,7 +20,8 @@ fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn defaults_then_file_then_environment() {
-    let (_dir, path) = file_with("[server]\nport = 9000\nhost = \"0.0.0.0\"\n");
+    let (_dir, path) =
+        file_with("[server]\nport = 9000\nhost = \"0.0.0.0\"\n[auth]\nallow_anonymous = true\n");
     let loaded = Settings::load_layers(
         Some(&path),
         true,

@@ -1,6 +1,6 @@
 //! The ranges serde cannot express, checked once every layer is read.
 
-use super::{DatabaseSettings, DocumentSettings, Settings, redact_url};
+use super::{AuthMode, AuthSettings, DatabaseSettings, DocumentSettings, Settings, redact_url};
 
 /// A value out of its range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +33,22 @@ impl Settings {
         }
         if self.server.shutdown_timeout_secs == 0 {
             return invalid("server.shutdown_timeout_secs", "must be at least 1");
+        }
+        self.auth.validate(&self.server.host)?;
+        if self.limits.max_sessions_per_document == 0 {
+            return invalid("limits.max_sessions_per_document", "must be at least 1");
+        }
+        if let Some(origin) =
+            self.server.allowed_origins.iter().find(|o| {
+                !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/')
+            })
+        {
+            return Err(InvalidSetting {
+                key: "server.allowed_origins",
+                problem: format!(
+                    "`{origin}` is not an origin: write scheme://host[:port], e.g. https://app.example.com"
+                ),
+            });
         }
         self.database.validate()?;
         self.documents.validate()?;
@@ -75,6 +91,54 @@ impl DatabaseSettings {
         }
         Ok(())
     }
+}
+
+impl AuthSettings {
+    /// Checks the keys, and that an open server is open on purpose.
+    pub fn validate(&self, host: &str) -> Result<(), InvalidSetting> {
+        let invalid = |key, problem: String| Err(InvalidSetting { key, problem });
+        match self.mode {
+            AuthMode::Token if self.secret.len() < 32 => {
+                return invalid(
+                    "auth.secret",
+                    format!(
+                        "auth.mode = \"token\" needs a secret of at least 32 bytes (got {}); set COLLAB__AUTH__SECRET",
+                        self.secret.len()
+                    ),
+                );
+            }
+            AuthMode::None if !self.allow_anonymous && !is_loopback(host) => {
+                return invalid(
+                    "auth.mode",
+                    format!(
+                        "is \"none\" while server.host = {host:?} is not a loopback address: anyone who \
+                         reaches the port would read and write every document; set auth.mode = \"token\" \
+                         (with auth.secret), or auth.allow_anonymous = true if that is what you want"
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if !self.admin_key.is_empty() && self.admin_key.len() < 16 {
+            return invalid(
+                "auth.admin_key",
+                format!(
+                    "must be empty (no admin API) or at least 16 bytes, got {}",
+                    self.admin_key.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether `host` (as in `server.host`) only listens on this machine.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl DocumentSettings {

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::store::ClientHistory;
+
 /// What the server remembers about one client of a loaded document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientMark {
@@ -24,6 +26,12 @@ pub struct ClientMark {
     pub reserved: Option<u64>,
     /// Sessions of this client currently joined and counted here.
     pub sessions: u32,
+    /// The subject the client id belongs to: the one that first wrote with
+    /// it on this document (`None`: nobody with access control on yet).
+    pub owner: Option<Arc<str>>,
+    /// `owner` was claimed by an op still in the pipeline: dropped again if
+    /// that op is not committed.
+    pub owner_pending: bool,
 }
 
 impl ClientMark {
@@ -59,15 +67,15 @@ impl ClientMarks {
         self.marks.contains_key(client_id)
     }
 
-    /// Loads the mark of `client_id` from what the op log says about it
-    /// (`(client_op_id, server_seq)` of its highest op), unless one is
-    /// loaded already (which then wins: it is at least as new).
-    pub fn insert_if_absent(&mut self, client_id: &Arc<str>, stored: Option<(u64, u64)>) {
+    /// Loads the mark of `client_id` from what the op log says about it,
+    /// unless one is loaded already (which then wins: it is at least as new).
+    pub fn insert_if_absent(&mut self, client_id: &Arc<str>, stored: Option<&ClientHistory>) {
         self.marks
             .entry(client_id.clone())
             .or_insert_with(|| ClientMark {
-                committed: stored.map(|(op, _)| op),
-                committed_seq: stored.map(|(_, seq)| seq),
+                committed: stored.map(|h| h.client_op_id),
+                committed_seq: stored.map(|h| h.server_seq),
+                owner: stored.and_then(|h| h.subject.clone()),
                 ..ClientMark::default()
             });
     }
@@ -77,7 +85,7 @@ impl ClientMarks {
     pub fn session_joined(
         &mut self,
         client_id: &Arc<str>,
-        stored: Option<(u64, u64)>,
+        stored: Option<&ClientHistory>,
     ) -> Option<u64> {
         self.insert_if_absent(client_id, stored);
         let mark = self.marks.get_mut(client_id)?;
@@ -158,6 +166,31 @@ impl ClientMarks {
         }
     }
 
+    /// Whether `client_id` belongs to a subject other than `subject` (a
+    /// writer without a subject, access control off, is never refused).
+    pub fn owned_by_other(&self, client_id: &str, subject: Option<&str>) -> bool {
+        let Some(subject) = subject else {
+            return false;
+        };
+        self.marks
+            .get(client_id)
+            .and_then(|mark| mark.owner.as_deref())
+            .is_some_and(|owner| owner != subject)
+    }
+
+    /// `subject` writes as `client_id`, which belongs to nobody yet: it is
+    /// the subject's from now on (pending until that op commits).
+    pub fn claim(&mut self, client_id: &Arc<str>, subject: Option<&Arc<str>>) {
+        let Some(subject) = subject else {
+            return;
+        };
+        let mark = self.marks.entry(client_id.clone()).or_default();
+        if mark.owner.is_none() {
+            mark.owner = Some(subject.clone());
+            mark.owner_pending = true;
+        }
+    }
+
     /// Marks op `client_op_id` of `client_id` as in the commit pipeline.
     pub fn reserve(&mut self, client_id: &Arc<str>, client_op_id: u64) {
         let mark = self.marks.entry(client_id.clone()).or_default();
@@ -174,6 +207,7 @@ impl ClientMarks {
             if mark.reserved.is_some_and(|r| r <= client_op_id) {
                 mark.reserved = None;
             }
+            mark.owner_pending = false;
         }
     }
 
@@ -181,6 +215,10 @@ impl ClientMarks {
     pub fn clear_reservations(&mut self) {
         for mark in self.marks.values_mut() {
             mark.reserved = None;
+            if mark.owner_pending {
+                mark.owner = None;
+                mark.owner_pending = false;
+            }
         }
         let reading = &self.reading;
         self.marks
@@ -205,11 +243,56 @@ mod tests {
         Arc::from("c")
     }
 
+    fn history(client_op_id: u64, server_seq: u64) -> ClientHistory {
+        ClientHistory {
+            client_op_id,
+            server_seq,
+            subject: None,
+        }
+    }
+
+    #[test]
+    fn a_client_id_belongs_to_the_subject_that_first_wrote_with_it() {
+        let mut marks = ClientMarks::default();
+        let c = client();
+        let (alice, mallory): (Arc<str>, Arc<str>) = (Arc::from("alice"), Arc::from("mallory"));
+        assert!(!marks.owned_by_other("c", Some("mallory")), "nobody's yet");
+        marks.session_joined(&c, None);
+        marks.claim(&c, Some(&alice));
+        marks.reserve(&c, 1);
+        assert!(marks.owned_by_other("c", Some("mallory")));
+        assert!(!marks.owned_by_other("c", Some("alice")));
+        assert!(
+            !marks.owned_by_other("c", None),
+            "no subject: access control is off"
+        );
+        // Alice's first op fails to commit: the claim goes with it.
+        marks.clear_reservations();
+        marks.claim(&c, Some(&mallory));
+        marks.reserve(&c, 1);
+        marks.committed("c", 1, 1);
+        marks.clear_reservations();
+        assert!(
+            marks.owned_by_other("c", Some("alice")),
+            "committed claims stay"
+        );
+        let mut loaded = ClientMarks::default();
+        let stored = ClientHistory {
+            subject: Some(alice.clone()),
+            ..history(3, 7)
+        };
+        loaded.insert_if_absent(&c, Some(&stored));
+        assert!(
+            loaded.owned_by_other("c", Some("mallory")),
+            "the owner comes from the log"
+        );
+    }
+
     #[test]
     fn a_mark_is_kept_while_its_client_has_ops_in_flight_or_reads_pending() {
         let mut marks = ClientMarks::default();
         let c = client();
-        marks.insert_if_absent(&c, Some((4, 4)));
+        marks.insert_if_absent(&c, Some(&history(4, 4)));
         marks.reserve(&c, 5);
         marks.forget_if_unused("c");
         assert!(marks.knows("c"), "op 5 is in the pipeline");
@@ -218,10 +301,10 @@ mod tests {
         marks.forget_if_unused("c");
         assert!(marks.knows("c"), "a read of the mark is in flight");
         // The read began before op 5 committed: its answer must not win.
-        marks.insert_if_absent(&c, Some((4, 4)));
+        marks.insert_if_absent(&c, Some(&history(4, 4)));
         marks.read_finished("c");
         assert!(!marks.knows("c"), "forgotten once nothing needs it");
-        marks.insert_if_absent(&c, Some((5, 5)));
+        marks.insert_if_absent(&c, Some(&history(5, 5)));
         assert_eq!(marks.last_client_op_id("c"), Some(5));
     }
 }

@@ -8,8 +8,16 @@ use actix::prelude::*;
 
 use super::state::RecoveryPlan;
 use super::{CatchUp, DocumentActor, DocumentEvent, JoinDocument, Phase, Welcome};
-use crate::store::StoreError;
-use crate::vocabulary::{CommittedOp, JoinError, JoinMode, SessionId};
+use crate::store::{ClientHistory, StoreError};
+use crate::vocabulary::{CommittedOp, JoinError, JoinMode, Refusal, SessionId};
+
+/// The join of a subject with a client id that belongs to another one:
+/// refused, without saying anything about that client's history.
+fn not_yours(client_id: &str) -> JoinError {
+    JoinError::from(Refusal::forbidden(format!(
+        "client_id {client_id:?} belongs to another subject on this document; use a client id of your own"
+    )))
+}
 
 impl Handler<JoinDocument> for DocumentActor {
     type Result = ResponseActFuture<Self, Result<(), JoinError>>;
@@ -25,10 +33,17 @@ impl Handler<JoinDocument> for DocumentActor {
     }
 }
 
+/// Who is joining through the slow path.
+struct Joining {
+    session_id: SessionId,
+    client_id: Arc<str>,
+    subject: Option<Arc<str>>,
+}
+
 /// What a slow join reads from storage.
 struct JoinRead {
     /// The client's mark (`None` when it was already in memory).
-    mark: Option<Result<Option<(u64, u64)>, StoreError>>,
+    mark: Option<Result<Option<ClientHistory>, StoreError>>,
     /// The missing ops (`None` when the replay comes from memory).
     logged: Option<Result<Vec<CommittedOp>, StoreError>>,
 }
@@ -87,6 +102,12 @@ impl DocumentActor {
         // already in memory is pinned now (counted for this session); one
         // being read is kept meanwhile (see `ClientMarks`).
         if knows_client {
+            if state
+                .marks()
+                .owned_by_other(&msg.client_id, msg.access.subject.as_deref())
+            {
+                return Box::pin(fut::ready(Err(not_yours(&msg.client_id))));
+            }
             state.marks_mut().session_joined(&msg.client_id, None);
         } else {
             state.marks_mut().read_started(&msg.client_id);
@@ -94,6 +115,7 @@ impl DocumentActor {
         self.subscribers.add_session(
             msg.session_id,
             msg.client_id.clone(),
+            &msg.access,
             msg.recipient,
             knows_client,
             true,
@@ -101,6 +123,7 @@ impl DocumentActor {
         let store = self.store.clone();
         let client_id = msg.client_id.clone();
         let session_id = msg.session_id;
+        let subject = msg.access.subject.clone();
         let replay_range = match &plan {
             RecoveryPlan::ReplayFromLog { after, upto } => Some((*after, *upto)),
             _ => None,
@@ -121,7 +144,12 @@ impl DocumentActor {
         };
         Box::pin(read.into_actor(self).map(move |read, act, ctx| {
             let finished = act.guarded(ctx, "finishing a join", |act, _ctx| {
-                act.finish_join(session_id, msg.client_id, head, plan, snapshot, read)
+                let joining = Joining {
+                    session_id,
+                    client_id: msg.client_id,
+                    subject,
+                };
+                act.finish_join(joining, head, plan, snapshot, read)
             });
             finished.unwrap_or_else(|| {
                 Err(JoinError::unavailable(
@@ -137,13 +165,17 @@ impl DocumentActor {
     /// snapshot from memory.
     fn finish_join(
         &mut self,
-        session_id: SessionId,
-        client_id: Arc<str>,
+        joining: Joining,
         head: u64,
         plan: RecoveryPlan,
         snapshot: Option<Arc<str>>,
         read: JoinRead,
     ) -> Result<(), JoinError> {
+        let Joining {
+            session_id,
+            client_id,
+            subject,
+        } = joining;
         let document_id = self.id.clone();
         let joined = self.subscribers.session(session_id).is_some();
         let Some(state) = self.state_mut() else {
@@ -163,7 +195,17 @@ impl DocumentActor {
             // Pinned when the join started.
             None => (true, state.marks().last_client_op_id(&client_id)),
             // A mark loaded meanwhile by another session wins over `stored`.
-            Some(Ok(stored)) => (true, state.marks_mut().session_joined(&client_id, stored)),
+            Some(Ok(stored)) => {
+                state
+                    .marks_mut()
+                    .insert_if_absent(&client_id, stored.as_ref());
+                if state.marks().owned_by_other(&client_id, subject.as_deref()) {
+                    state.marks_mut().read_finished(&client_id);
+                    self.subscribers.remove_session(session_id);
+                    return Err(not_yours(&client_id));
+                }
+                (true, state.marks_mut().session_joined(&client_id, None))
+            }
             Some(Err(e)) => {
                 log::warn!(
                     "document {document_id}: client {client_id}'s history cannot be read ({e}); \
@@ -232,14 +274,26 @@ impl DocumentActor {
         let Some(state) = self.state_mut() else {
             return Err(JoinError::unavailable("the document is not loaded; retry"));
         };
+        if state
+            .marks()
+            .owned_by_other(&msg.client_id, msg.access.subject.as_deref())
+        {
+            return Err(not_yours(&msg.client_id));
+        }
         let welcome = Welcome {
             document_id,
             epoch: state.epoch().clone(),
             server_seq: state.head(),
             last_client_op_id: state.marks_mut().session_joined(&msg.client_id, None),
         };
-        self.subscribers
-            .add_session(msg.session_id, msg.client_id, msg.recipient, true, false);
+        self.subscribers.add_session(
+            msg.session_id,
+            msg.client_id,
+            &msg.access,
+            msg.recipient,
+            true,
+            false,
+        );
         self.complete_join(msg.session_id, welcome, catch_up)
     }
 

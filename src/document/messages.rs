@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::events::DocumentEvent;
 use crate::crdt::ValidUpdate;
-use crate::vocabulary::{CommittedOp, JoinError, JoinMode, Refusal, SessionId};
+use crate::vocabulary::{Access, CommittedOp, JoinError, JoinMode, Refusal, SessionId};
 
 /// Who submits an op.
 #[derive(Debug, Clone)]
@@ -64,6 +64,9 @@ pub struct JoinDocument {
     pub mode: JoinMode,
     /// The client id was generated for this connection: no history to read.
     pub fresh_client: bool,
+    /// Who connects and what they may do (a read-only session's ops are
+    /// refused; a client id belongs to the subject that first wrote with it).
+    pub access: Access,
     pub recipient: Recipient<DocumentEvent>,
 }
 

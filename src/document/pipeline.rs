@@ -44,6 +44,8 @@ pub(super) fn answer(reply: Option<Reply>, result: Result<Committed, Refusal>) {
 pub(super) struct Sender {
     /// The session that sent it (it gets `ack` or refusal events too).
     pub session: Option<SessionId>,
+    /// Who wrote it (access control on); stored with the op.
+    pub subject: Option<Arc<str>>,
     pub client_id: Arc<str>,
     pub client_op_id: u64,
     pub reply: Option<Reply>,
@@ -158,13 +160,16 @@ impl CommitPipeline {
             match item {
                 PipelineItem::Op { sender, update } => {
                     let server_seq = head + 1 + ops.len() as u64;
-                    ops.push(Arc::new(CommittedOp::new(
-                        server_seq,
-                        sender.client_id.clone(),
-                        sender.client_op_id,
-                        update,
-                        sender.session,
-                    )));
+                    ops.push(Arc::new(
+                        CommittedOp::new(
+                            server_seq,
+                            sender.client_id.clone(),
+                            sender.client_op_id,
+                            update,
+                            sender.session,
+                        )
+                        .with_subject(sender.subject.clone()),
+                    ));
                     senders.push(sender);
                 }
                 PipelineItem::Duplicate { sender } => duplicates.push(sender),
@@ -242,6 +247,7 @@ mod tests {
     fn sender(client_op_id: u64) -> Sender {
         Sender {
             session: Some(7),
+            subject: None,
             client_id: Arc::from("c"),
             client_op_id,
             reply: None,

@@ -14,7 +14,7 @@ use super::state::DocumentState;
 use super::subscribers::Subscribers;
 use super::{Committed, DocumentActor, DocumentEvent, Phase, SubmitOp, Submitter};
 use crate::crdt::ValidUpdate;
-use crate::store::StoreError;
+use crate::store::{ClientHistory, StoreError};
 use crate::vocabulary::Refusal;
 
 /// An op that has not entered the pipeline yet (it may wait for its
@@ -71,7 +71,7 @@ impl Handler<SubmitOp> for DocumentActor {
 impl DocumentActor {
     fn submit(&mut self, msg: SubmitOp, reply: Reply, ctx: &mut Context<Self>) {
         self.lifecycle.last_activity = Instant::now();
-        let (session, client_id, mark_known) = match msg.submitter {
+        let (session, subject, client_id, mark_known) = match msg.submitter {
             Submitter::Session(session_id) => {
                 let Some(session) = self.subscribers.session(session_id) else {
                     log::debug!(
@@ -84,21 +84,31 @@ impl DocumentActor {
                 };
                 (
                     Some(session_id),
+                    session.subject.clone(),
                     session.client_id.clone(),
                     session.mark_counted,
                 )
             }
             Submitter::Client(client_id) => {
                 let known = self.state().is_some_and(|s| s.marks().knows(&client_id));
-                (None, client_id, known)
+                (None, None, client_id, known)
             }
         };
         let sender = Sender {
             session,
+            subject,
             client_id,
             client_op_id: msg.client_op_id,
             reply: Some(reply),
         };
+        let read_only = session
+            .and_then(|id| self.subscribers.session(id))
+            .is_some_and(|s| !s.permission.can_write());
+        if read_only {
+            // Read-only: refused, nothing logged; the session stays open.
+            let refusal = Refusal::forbidden("this session may only read the document");
+            return self.refuse_ops(vec![sender], &refusal, false);
+        }
         if let Some(message) = self.refusal_for(&sender) {
             // While shutting down every op is refused and every session is
             // about to be closed with 1001: no extra close needed.
@@ -178,7 +188,7 @@ impl DocumentActor {
     fn mark_read(
         &mut self,
         client_id: Arc<str>,
-        result: Result<Option<(u64, u64)>, StoreError>,
+        result: Result<Option<ClientHistory>, StoreError>,
         ctx: &mut Context<Self>,
     ) {
         let queued = self.mark_reads.remove(&client_id).unwrap_or_default();
@@ -201,7 +211,9 @@ impl DocumentActor {
             }
         };
         if let Some(state) = self.state_mut() {
-            state.marks_mut().insert_if_absent(&client_id, stored);
+            state
+                .marks_mut()
+                .insert_if_absent(&client_id, stored.as_ref());
         }
         for op in queued {
             if let Some(session_id) = op.sender.session {
@@ -247,11 +259,23 @@ impl DocumentActor {
             };
             return answer(sender.reply, Ok(nothing_new));
         }
+        if state
+            .marks()
+            .owned_by_other(&sender.client_id, sender.subject.as_deref())
+        {
+            // Another subject's client id: refused (nothing logged), and the
+            // session closed, like any refusal that later ops must not pass.
+            let refusal = Refusal::forbidden(format!(
+                "client_id {:?} belongs to another subject on this document",
+                sender.client_id
+            ));
+            return self.refuse_ops(vec![sender], &refusal, true);
+        }
         match classify(state, &sender) {
             OpDisposition::Fresh => {
-                state
-                    .marks_mut()
-                    .reserve(&sender.client_id, sender.client_op_id);
+                let marks = state.marks_mut();
+                marks.reserve(&sender.client_id, sender.client_op_id);
+                marks.claim(&sender.client_id, sender.subject.as_ref());
                 self.pipeline.push(PipelineItem::Op {
                     sender,
                     update: update.into_bytes(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::Recipient;
 
 use super::events::{Backlog, DocumentEvent};
-use crate::vocabulary::{CommittedOp, Refusal, SessionId, close_code};
+use crate::vocabulary::{Access, CommittedOp, Permission, Refusal, SessionId, close_code};
 
 /// Where one subscriber's events go.
 struct Outbox {
@@ -86,6 +86,9 @@ impl Outbox {
 /// A joined WebSocket session.
 pub(super) struct Session {
     pub client_id: Arc<str>,
+    /// Who connected (access control on), and whether they may write.
+    pub subject: Option<Arc<str>>,
+    pub permission: Permission,
     /// The session is counted in its client's mark (see
     /// `ClientMarks::session_joined`); false while the mark could not be
     /// read yet (it is read with the session's first op).
@@ -141,12 +144,15 @@ impl Subscribers {
         &mut self,
         session_id: SessionId,
         client_id: Arc<str>,
+        access: &Access,
         recipient: Recipient<DocumentEvent>,
         mark_counted: bool,
         catching_up: bool,
     ) {
         let session = Session {
             client_id,
+            subject: access.subject.clone(),
+            permission: access.permission,
             mark_counted,
             refused: false,
             outbox: Outbox::new(recipient, catching_up),

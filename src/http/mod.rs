@@ -3,6 +3,7 @@
 //! fault-injection drills ([`debug`]). Handlers read what they need from
 //! one [`RouteState`], registered as app data by [`configure`].
 
+pub mod admin;
 pub mod debug;
 pub mod health;
 pub mod websocket;
@@ -13,11 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
+use crate::auth::Authorizer;
 use crate::metrics::Metrics;
 use crate::session_manager::Documents;
 use crate::store::Store;
 use crate::store::faults::CommitFaults;
-use crate::transport::SessionConfig;
+use crate::transport::{SessionConfig, SessionSlots};
 
 /// What the routes share. Cheap to clone.
 #[derive(Clone)]
@@ -33,10 +35,19 @@ pub struct RouteState {
     /// Commit fault injection, when `debug.fault_injection` is on (the
     /// `/debug/` routes are mounted only then).
     pub faults: Option<Arc<CommitFaults>>,
+    /// Who may connect to which document.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// `server.allowed_origins` (empty: any).
+    pub allowed_origins: Arc<[String]>,
+    /// Sessions per document, and the limit.
+    pub slots: Arc<SessionSlots>,
+    /// The admin API's key, token keys and revocations.
+    pub admin: admin::AdminState,
 }
 
 /// Registers the engine's routes on an app or scope: `GET /ws/{id}`,
-/// `GET /yjs/{id}`, and the `/debug/` routes when fault injection is on.
+/// `GET /yjs/{id}`, the admin API under `/api/`, and the `/debug/` routes
+/// when fault injection is on.
 pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(state.clone()))
         .route(
@@ -46,7 +57,8 @@ pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
         .route(
             "/yjs/{document_id:.*}",
             web::get().to(websocket::upgrade::<websocket::Yjs>),
-        );
+        )
+        .configure(admin::configure);
     if state.faults.is_some() {
         debug::configure(cfg);
     }

@@ -1,17 +1,20 @@
 //! `GET /ws/{document_id}` (native protocol) and `GET /yjs/{document_id}`
-//! (y-websocket): validate the id, then upgrade to a session.
+//! (y-websocket). Before any upgrade, in this order: the document id
+//! (400), shutdown (503), the `Origin` (403), the authorizer (401/403), the
+//! document's session limit (429).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{RouteState, error_response};
+use crate::auth::Denied;
 use crate::protocols::SessionProtocol;
 use crate::protocols::native::NativeProtocol;
 use crate::protocols::yjs::YjsProtocol;
-use crate::transport;
+use crate::transport::{self, NewSession};
 use crate::vocabulary::validate_document_id;
 
 /// `GET /ws/{document_id}`: the native protocol.
@@ -19,9 +22,8 @@ pub type Native = NativeProtocol;
 /// `GET /yjs/{document_id}`: the y-websocket protocol.
 pub type Yjs = YjsProtocol;
 
-/// The upgrade route of protocol `P` (e.g. `upgrade::<Native>`): validates
-/// the document id, then upgrades to a session speaking `P`.
-pub async fn upgrade<P: SessionProtocol + Default>(
+/// The upgrade route of protocol `P` (e.g. `upgrade::<Native>`).
+pub async fn upgrade<P: SessionProtocol>(
     req: HttpRequest,
     stream: web::Payload,
     path: web::Path<String>,
@@ -42,13 +44,59 @@ pub async fn upgrade<P: SessionProtocol + Default>(
             "the server is shutting down",
         ));
     }
-    let session_id = state.next_session_id.fetch_add(1, Ordering::Relaxed);
-    transport::start(
-        P::default(),
-        session_id,
-        Arc::from(document_id.as_str()),
-        &state.session,
-        &req,
-        stream,
-    )
+    if let Some(refused) = refuse_origin(&req, &state.allowed_origins) {
+        return Ok(refused);
+    }
+    let access = match state.authorizer.authorize(&req, &document_id).await {
+        Ok(access) => access,
+        Err(Denied::Unauthorized(message)) => {
+            return Ok(error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &message,
+            ));
+        }
+        Err(Denied::Forbidden(message)) => {
+            return Ok(error_response(StatusCode::FORBIDDEN, "forbidden", &message));
+        }
+    };
+    let document_id: Arc<str> = Arc::from(document_id.as_str());
+    let Some(slot) = state.slots.take(&document_id) else {
+        let message = format!(
+            "document {document_id:?} already has {} sessions (limits.max_sessions_per_document)",
+            state.slots.max_per_document()
+        );
+        return Ok(error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "document_full",
+            &message,
+        ));
+    };
+    let session = NewSession {
+        protocol: P::for_access(&access),
+        id: state.next_session_id.fetch_add(1, Ordering::Relaxed),
+        document_id,
+        access,
+        slot,
+    };
+    transport::start(session, &state.session, &req, stream)
+}
+
+/// 403 for a browser page of an origin not in `allowed` (cross-site
+/// WebSocket hijacking); a request without `Origin` (not a browser) passes.
+fn refuse_origin(req: &HttpRequest, allowed: &[String]) -> Option<HttpResponse> {
+    if allowed.is_empty() {
+        return None;
+    }
+    let origin = req.headers().get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or_default();
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return None;
+    }
+    let message = format!("origin {origin:?} is not allowed (server.allowed_origins)");
+    Some(error_response(
+        StatusCode::FORBIDDEN,
+        "forbidden_origin",
+        &message,
+    ))
 }

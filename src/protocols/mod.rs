@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::crdt::ValidUpdate;
 use crate::document::DocumentEvent;
-use crate::vocabulary::{Frame, JoinError, JoinMode, SessionId};
+use crate::vocabulary::{Access, Frame, JoinError, JoinMode, SessionId};
 
 /// A join the protocol asks for.
 #[derive(Debug, Clone)]
@@ -61,6 +61,12 @@ pub enum Action {
 pub trait SessionProtocol: Unpin + 'static {
     /// Name for log lines.
     const NAME: &'static str;
+
+    /// The protocol of a new session with `access` (a read-only session
+    /// sends no op to the document).
+    fn for_access(access: &Access) -> Self
+    where
+        Self: Sized;
 
     /// The connection is open.
     fn on_open(&mut self, out: &mut Vec<Action>);

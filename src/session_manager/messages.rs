@@ -13,7 +13,28 @@ use crate::vocabulary::{JoinError, Refusal, SessionId};
 #[rtype(result = "()")]
 pub struct RegisterSession {
     pub session_id: SessionId,
+    /// Who connected (access control on), and with which token, so that a
+    /// revocation can close the session.
+    pub subject: Option<Arc<str>>,
+    pub token_id: Option<Arc<str>>,
     pub recipient: Recipient<DocumentEvent>,
+}
+
+/// Closes every session of a subject, or of one token (a revocation);
+/// answers how many.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseSessionsOf {
+    pub who: SessionsOf,
+    pub code: u16,
+    pub reason: String,
+}
+
+/// Whose sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsOf {
+    Subject(String),
+    Token(String),
 }
 
 /// A session is gone.

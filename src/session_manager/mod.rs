@@ -31,6 +31,13 @@ pub use messages::*;
 /// How long after an unload the freed memory is handed back to the OS.
 const RELEASE_DELAY: Duration = Duration::from_secs(2);
 
+/// An open session, as the manager knows it.
+struct RegisteredSession {
+    recipient: Recipient<DocumentEvent>,
+    subject: Option<Arc<str>>,
+    token_id: Option<Arc<str>>,
+}
+
 struct DocumentEntry {
     addr: Addr<DocumentActor>,
     instance: u64,
@@ -45,7 +52,7 @@ pub struct SessionManager {
     /// Loaded documents. An entry exists exactly while its actor may serve.
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
-    sessions: HashMap<SessionId, Recipient<DocumentEvent>>,
+    sessions: HashMap<SessionId, RegisteredSession>,
     /// Documents that failed, refused until the given time.
     failed_until: HashMap<Arc<str>, Instant>,
     /// Source of document instance numbers.
@@ -134,7 +141,12 @@ impl Handler<RegisterSession> for SessionManager {
             });
             return;
         }
-        self.sessions.insert(msg.session_id, msg.recipient);
+        let session = RegisteredSession {
+            recipient: msg.recipient,
+            subject: msg.subject,
+            token_id: msg.token_id,
+        };
+        self.sessions.insert(msg.session_id, session);
     }
 }
 
@@ -252,7 +264,7 @@ impl Handler<Shutdown> for SessionManager {
             .into_actor(self)
             .map(|(), act, _ctx| {
                 for (_, session) in act.sessions.drain() {
-                    session.do_send(DocumentEvent::Close {
+                    session.recipient.do_send(DocumentEvent::Close {
                         code: close_code::GOING_AWAY,
                         reason: "server shutting down".to_owned(),
                     });
@@ -262,6 +274,38 @@ impl Handler<Shutdown> for SessionManager {
                 }
             }),
         )
+    }
+}
+
+impl Handler<CloseSessionsOf> for SessionManager {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CloseSessionsOf, _ctx: &mut Context<Self>) -> usize {
+        let mut closed = 0;
+        for session in self.sessions.values() {
+            let theirs = match &msg.who {
+                SessionsOf::Subject(subject) => {
+                    session.subject.as_deref() == Some(subject.as_str())
+                }
+                SessionsOf::Token(token_id) => {
+                    session.token_id.as_deref() == Some(token_id.as_str())
+                }
+            };
+            if theirs {
+                session.recipient.do_send(DocumentEvent::Close {
+                    code: msg.code,
+                    reason: msg.reason.clone(),
+                });
+                closed += 1;
+            }
+        }
+        log::info!(
+            "{closed} sessions of {:?} closed with {} ({})",
+            msg.who,
+            msg.code,
+            msg.reason
+        );
+        closed
     }
 }
 

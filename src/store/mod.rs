@@ -20,15 +20,18 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 
 use crate::configuration::{DatabaseSettings, Durability, redact_url};
 
+mod access;
 pub mod checkpoint;
 pub mod faults;
 mod log_reader;
 mod reads;
 mod writes;
 
+pub use access::StoredRevocation;
 use faults::CommitFaults;
 use log_reader::SqliteLogReader;
 pub use log_reader::{LogChunk, LogChunks};
+pub use reads::ClientHistory;
 
 /// What went wrong with storage.
 #[derive(Debug, thiserror::Error)]

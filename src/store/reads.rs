@@ -11,6 +11,17 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use super::{Store, StoreError, to_i64, to_u64};
 use crate::vocabulary::CommittedOp;
 
+/// What the op log says about one client of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHistory {
+    /// Its highest `client_op_id`.
+    pub client_op_id: u64,
+    /// That op's seq.
+    pub server_seq: u64,
+    /// Who wrote it (every op of a client id has the same subject).
+    pub subject: Option<Arc<str>>,
+}
+
 impl Store {
     /// Stored snapshots of document `id`, newest first.
     pub async fn snapshots(&self, id: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -88,17 +99,18 @@ impl Store {
         }))
     }
 
-    /// The highest `client_op_id` logged for `client_id` on document `id`,
-    /// with its `server_seq`.
+    /// What the log says about `client_id` on document `id`: its highest
+    /// `client_op_id`, that op's seq, and who wrote it.
     pub async fn client_mark(
         &self,
         id: &str,
         client_id: &str,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
-        let row: Option<(i64, i64)> = operations::Entity::find()
+    ) -> Result<Option<ClientHistory>, StoreError> {
+        let row: Option<(i64, i64, Option<String>)> = operations::Entity::find()
             .select_only()
             .column(operations::Column::ClientOpId)
             .column(operations::Column::ServerSeq)
+            .column(operations::Column::Subject)
             .filter(operations::Column::DocumentId.eq(id))
             .filter(operations::Column::ClientId.eq(client_id))
             .order_by_desc(operations::Column::ClientOpId)
@@ -106,11 +118,12 @@ impl Store {
             .into_tuple()
             .one(&self.db)
             .await?;
-        row.map(|(op, seq)| {
-            Ok((
-                to_u64(op, "operations.client_op_id")?,
-                to_u64(seq, "operations.server_seq")?,
-            ))
+        row.map(|(op, seq, subject)| {
+            Ok(ClientHistory {
+                client_op_id: to_u64(op, "operations.client_op_id")?,
+                server_seq: to_u64(seq, "operations.server_seq")?,
+                subject: subject.map(Arc::from),
+            })
         })
         .transpose()
     }

@@ -90,6 +90,7 @@ impl Store {
                 client_id: Set(op.client_id.to_string()),
                 client_op_id: Set(to_i64(op.client_op_id)),
                 update: Set(op.update.to_vec()),
+                subject: Set(op.subject.as_deref().map(str::to_owned)),
                 created_at: Set(now),
             }))
             .exec_without_returning(&txn)
@@ -151,6 +152,7 @@ impl Store {
             client_id: Set("probe".to_owned()),
             client_op_id: Set(1),
             update: Set(vec![0, 0]),
+            subject: Set(Some("probe".to_owned())),
             created_at: Set(now),
         })
         .exec_without_returning(&txn)

@@ -6,8 +6,10 @@
 
 pub mod fragments;
 pub mod oversize;
+pub mod slots;
 mod tcp;
 mod ws_session;
 
+pub use slots::{SessionSlot, SessionSlots};
 pub use tcp::tcp_nodelay;
-pub use ws_session::{SessionConfig, WsSession, start};
+pub use ws_session::{NewSession, SessionConfig, WsSession, start};

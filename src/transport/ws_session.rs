@@ -24,6 +24,7 @@ use actix_web_actors::ws;
 
 use super::fragments::{Fragments, Reassembled, close_reason};
 use super::oversize::OversizeReports;
+use super::slots::SessionSlot;
 use crate::document::{
     DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness, RelayAwareness,
     SubmitOp, Submitter, SyncStateVector,
@@ -31,7 +32,7 @@ use crate::document::{
 use crate::metrics::Metrics;
 use crate::protocols::{Action, JoinRequest, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, SessionManager, UnregisterSession};
-use crate::vocabulary::{Frame, JoinError, SessionId, close_code};
+use crate::vocabulary::{Access, Frame, JoinError, SessionId, close_code};
 
 /// What a session needs from the engine.
 #[derive(Clone)]
@@ -45,22 +46,33 @@ pub struct SessionConfig {
     pub oversize: Arc<OversizeReports>,
 }
 
-/// Upgrades `req` to a session speaking `protocol` on `document_id`
-/// (already validated).
+/// A session about to start: everything the upgrade route decided.
+pub struct NewSession<P> {
+    pub protocol: P,
+    pub id: SessionId,
+    /// Already validated.
+    pub document_id: Arc<str>,
+    /// What the authorizer granted.
+    pub access: Access,
+    /// Its place on the document.
+    pub slot: SessionSlot,
+}
+
+/// Upgrades `req` to the session `new`.
 pub fn start<P: SessionProtocol>(
-    protocol: P,
-    session_id: SessionId,
-    document_id: Arc<str>,
+    new: NewSession<P>,
     config: &SessionConfig,
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let session = WsSession {
-        id: session_id,
+        id: new.id,
         peer: req.peer_addr().map(|address| address.ip()),
-        document_id,
+        document_id: new.document_id,
+        access: new.access,
+        _slot: new.slot,
         config: config.clone(),
-        protocol,
+        protocol: new.protocol,
         document: None,
         closed: false,
         last_alive: Instant::now(),
@@ -76,6 +88,10 @@ pub struct WsSession<P: SessionProtocol> {
     id: SessionId,
     /// The client's address, for log lines.
     peer: Option<IpAddr>,
+    /// Who connected and what they may do, until when.
+    access: Access,
+    /// Counts the session on its document while it lives.
+    _slot: SessionSlot,
     document_id: Arc<str>,
     config: SessionConfig,
     protocol: P,
@@ -161,6 +177,7 @@ impl<P: SessionProtocol> WsSession<P> {
                 client_id: request.client_id,
                 mode: request.mode,
                 fresh_client: request.fresh_client,
+                access: self.access.clone(),
                 recipient: ctx.address().recipient(),
             },
         };
@@ -284,8 +301,21 @@ impl<P: SessionProtocol> Actor for WsSession<P> {
         );
         self.config.manager.do_send(RegisterSession {
             session_id: self.id,
+            subject: self.access.subject.clone(),
+            token_id: self.access.token_id.clone(),
             recipient: ctx.address().recipient(),
         });
+        if let Some(expires_at) = self.access.expires_at {
+            // The token's `exp` is the deadline of the session.
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let left_ms = expires_at
+                .saturating_mul(1000)
+                .saturating_sub(now_ms)
+                .max(0);
+            ctx.run_later(Duration::from_millis(left_ms as u64), |act, ctx| {
+                act.close(ctx, close_code::TOKEN_EXPIRED, "token expired");
+            });
+        }
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             if act.last_alive.elapsed() > act.config.client_timeout {
                 log::info!(

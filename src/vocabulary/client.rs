@@ -4,8 +4,10 @@
 /// Longest accepted `client_id`, in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
 
-/// Largest `client_op_id` the op log can store (it is a signed 64-bit column).
-pub const MAX_CLIENT_OP_ID: u64 = i64::MAX as u64;
+/// Largest `client_op_id`: JSON's largest safe integer (2^53 − 1), so that
+/// JavaScript clients represent every id exactly (the op log's column is
+/// a signed 64-bit integer).
+pub const MAX_CLIENT_OP_ID: u64 = (1 << 53) - 1;
 
 /// Why a client id or client op id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,6 +22,12 @@ pub const SERVICE_RESTART: u16 = 1012;
 /// (`unavailable`); reconnect (with back-off) and resend.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 
+/// The session's token expired (its `exp` passed): get a new one and
+/// reconnect with `last_seen_server_seq`.
+pub const TOKEN_EXPIRED: u16 = 4401;
+/// The session's access was revoked.
+pub const ACCESS_REVOKED: u16 = 4403;
+
 /// Whether a close with `code` is the client's fault (worth an `info` log
 /// line rather than `debug`).
 pub fn is_client_error(code: u16) -> bool {

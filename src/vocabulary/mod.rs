@@ -10,6 +10,7 @@
 //! - [`validate_document_id`], [`validate_client_id`]: which document ids,
 //!   client ids and client op ids exist.
 
+mod access;
 mod client;
 pub mod close_code;
 mod document_id;
@@ -18,6 +19,7 @@ mod refusal;
 
 use std::sync::Arc;
 
+pub use access::{Access, Permission};
 pub use client::{
     InvalidClient, MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID, validate_client_id, validate_client_op_id,
 };

@@ -45,6 +45,9 @@ pub struct CommittedOp {
     /// The session that sent it, while that is known (live ops only): it
     /// gets an `ack` where everyone else gets the `op`.
     pub origin: Option<SessionId>,
+    /// Who wrote it, when access control is on (see
+    /// [`Access::subject`](super::Access)); stored with the op.
+    pub subject: Option<Arc<str>>,
     /// Wire encodings, by [`WireFormat`], built on first use.
     frames: [OnceLock<Frame>; WireFormat::COUNT],
 }
@@ -63,8 +66,15 @@ impl CommittedOp {
             client_op_id,
             update,
             origin,
+            subject: None,
             frames: Default::default(),
         }
+    }
+
+    /// The same op, written by `subject`.
+    pub fn with_subject(mut self, subject: Option<Arc<str>>) -> Self {
+        self.subject = subject;
+        self
     }
 
     /// This op encoded for `format`: `encode` runs for the first caller of

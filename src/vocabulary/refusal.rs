@@ -18,6 +18,9 @@ pub enum RefusalReason {
     /// The request itself is wrong (e.g. an invalid client id); sending it
     /// again will not help.
     Invalid,
+    /// Not allowed for this connection's access (a read-only session
+    /// writing, a client id that belongs to another subject).
+    Forbidden,
 }
 
 /// A refusal with a message for people. Nothing refused was accepted.
@@ -39,6 +42,13 @@ impl Refusal {
     pub fn invalid(message: impl Into<String>) -> Self {
         Refusal {
             reason: RefusalReason::Invalid,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Refusal {
+            reason: RefusalReason::Forbidden,
             message: message.into(),
         }
     }
@@ -99,7 +109,7 @@ impl From<Refusal> for JoinError {
         let close_code = match refusal.reason {
             RefusalReason::ShuttingDown => close_code::GOING_AWAY,
             RefusalReason::Unavailable | RefusalReason::NotLoaded => close_code::TRY_AGAIN_LATER,
-            RefusalReason::Invalid => close_code::POLICY_VIOLATION,
+            RefusalReason::Invalid | RefusalReason::Forbidden => close_code::POLICY_VIOLATION,
         };
         JoinError {
             refusal,

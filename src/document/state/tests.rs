@@ -160,7 +160,14 @@ fn marks_come_from_the_log_and_are_forgotten_when_unused() {
     let mut state = DocumentState::restore("e", None, vec![], 100).expect("empty");
     let client: Arc<str> = Arc::from("c");
     assert_eq!(
-        state.marks_mut().session_joined(&client, Some((9, 4))),
+        state.marks_mut().session_joined(
+            &client,
+            Some(&crate::store::ClientHistory {
+                client_op_id: 9,
+                server_seq: 4,
+                subject: None
+            })
+        ),
         Some(9)
     );
     assert_eq!(

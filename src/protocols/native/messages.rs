@@ -63,6 +63,9 @@ pub enum ErrorCode {
     TooLarge,
     /// Storage failed or the document is restarting: the op was not accepted.
     Unavailable,
+    /// The connection's access does not allow it (a read-only session's
+    /// op, a client id that belongs to another subject).
+    Forbidden,
 }
 
 /// How a `welcome` is followed.
@@ -162,6 +165,7 @@ impl Rejection {
                 ErrorCode::Unavailable
             }
             RefusalReason::Invalid => ErrorCode::BadMessage,
+            RefusalReason::Forbidden => ErrorCode::Forbidden,
         };
         Rejection {
             code,

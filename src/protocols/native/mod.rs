@@ -13,7 +13,7 @@ use super::{Action, JoinRequest, SessionProtocol};
 use crate::crdt;
 use crate::document::{CatchUp, DocumentEvent};
 use crate::vocabulary::{
-    CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat, close_code,
+    Access, CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat, close_code,
 };
 use messages::{
     ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Recovery, Rejection, ServerMessage,
@@ -34,12 +34,16 @@ enum State {
 #[derive(Debug)]
 pub struct NativeProtocol {
     state: State,
+    /// The session may only read: its ops are answered `forbidden`.
+    read_only: bool,
 }
 
 impl Default for NativeProtocol {
+    /// A session that may write.
     fn default() -> Self {
         NativeProtocol {
             state: State::AwaitingHello,
+            read_only: false,
         }
     }
 }
@@ -113,6 +117,14 @@ impl NativeProtocol {
                 close_code::POLICY_VIOLATION,
                 out,
             ),
+            ClientMessage::Op(op) if self.read_only => out.push(text(
+                Rejection::for_op(
+                    ErrorCode::Forbidden,
+                    "this session may only read the document (the token grants read)",
+                    op.client_op_id,
+                )
+                .to_json(),
+            )),
             ClientMessage::Op(op) => match crdt::decode_base64_update(&op.update) {
                 Ok(update) => out.push(Action::Submit {
                     client_op_id: op.client_op_id,
@@ -151,6 +163,13 @@ impl NativeProtocol {
 
 impl SessionProtocol for NativeProtocol {
     const NAME: &'static str = "native";
+
+    fn for_access(access: &Access) -> Self {
+        NativeProtocol {
+            read_only: !access.permission.can_write(),
+            ..NativeProtocol::default()
+        }
+    }
 
     fn on_open(&mut self, _out: &mut Vec<Action>) {}
 

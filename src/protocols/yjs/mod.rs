@@ -27,7 +27,7 @@ use crate::document::{CatchUp, DocumentEvent};
 use crate::vocabulary::close_code::{
     INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, UNSUPPORTED_DATA,
 };
-use crate::vocabulary::{CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat};
+use crate::vocabulary::{Access, CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat};
 use frame::{Incoming, decode_frame};
 
 /// The y-websocket state machine of one session.
@@ -36,13 +36,18 @@ pub struct YjsProtocol {
     /// Numbers the updates of this connection (its `client_op_id`s).
     next_op_id: u64,
     closed: bool,
+    /// The session may only read: its updates are dropped (not logged, not
+    /// broadcast); it keeps receiving.
+    read_only: bool,
 }
 
 impl Default for YjsProtocol {
+    /// A session that may write.
     fn default() -> Self {
         YjsProtocol {
             next_op_id: 1,
             closed: false,
+            read_only: false,
         }
     }
 }
@@ -77,6 +82,13 @@ impl YjsProtocol {
 impl SessionProtocol for YjsProtocol {
     const NAME: &'static str = "y-websocket";
 
+    fn for_access(access: &Access) -> Self {
+        YjsProtocol {
+            read_only: !access.permission.can_write(),
+            ..YjsProtocol::default()
+        }
+    }
+
     fn on_open(&mut self, out: &mut Vec<Action>) {
         out.push(Action::Join(JoinRequest {
             client_id: Arc::from(format!("yjs-{}", uuid::Uuid::new_v4().simple())),
@@ -107,6 +119,7 @@ impl SessionProtocol for YjsProtocol {
                 Incoming::SyncStep1(state_vector) => {
                     actions.push(Action::SyncStep1 { state_vector })
                 }
+                Incoming::Update(_) if self.read_only => {}
                 Incoming::Update(update) => match crdt::decode_update(update) {
                     Ok(update) => {
                         let client_op_id = self.next_op_id;

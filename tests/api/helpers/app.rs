@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use collab_engine::configuration::{
-    DatabaseSettings, DebugSettings, DocumentSettings, Durability, LoggingSettings,
-    PersistenceSettings, ServerSettings, Settings,
+    AuthSettings, DatabaseSettings, DebugSettings, DocumentSettings, Durability, LimitsSettings,
+    LoggingSettings, PersistenceSettings, ServerSettings, Settings,
 };
 use collab_engine::{Application, ApplicationHandle, CollabEngine};
 
@@ -21,6 +21,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             heartbeat_interval_secs: 1,
             client_timeout_secs: 30,
             shutdown_timeout_secs: 10,
+            allowed_origins: Vec::new(),
         },
         database: DatabaseSettings {
             url: database_url.to_owned(),
@@ -43,6 +44,8 @@ pub fn test_settings(database_url: &str) -> Settings {
             restart_backoff_max_ms: 500,
             max_session_backlog_ops: 50_000,
         },
+        auth: AuthSettings::default(),
+        limits: LimitsSettings::default(),
         debug: DebugSettings {
             fault_injection: true,
         },

@@ -43,6 +43,7 @@ pub async fn write_log(
             client_id: Set("w".into()),
             client_op_id: Set(seq),
             update: Set(editor.append(&c)),
+            subject: Set(None),
             created_at: Set(chrono::Utc::now()),
         });
         text.push_str(&c);

@@ -35,55 +35,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
 
-use crate::configuration::{DocumentSettings, Settings, redact_url};
+use crate::auth::{Grants, MintedToken, Revocation, unix_now};
+use crate::configuration::{Settings, redact_url};
 use crate::document::DocumentContext;
+use crate::http::admin::AdminState;
 use crate::http::health::NotReady;
 use crate::http::{self, RouteState};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
-use crate::store::{Store, checkpoint};
-use crate::transport::SessionConfig;
+use crate::store::{Store, StoreError, checkpoint};
 pub use crate::transport::tcp_nodelay;
+use crate::transport::{SessionConfig, SessionSlots};
 
-/// Tuning of an engine that is not about the database.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub documents: DocumentSettings,
-    /// The server pings each client this often.
-    pub heartbeat_interval: Duration,
-    /// A client silent for this long is dropped.
-    pub client_timeout: Duration,
-    /// Mount the `/debug/` fault-injection endpoints (tests and drills only).
-    pub fault_injection: bool,
-}
+mod options;
 
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            documents: DocumentSettings::default(),
-            heartbeat_interval: Duration::from_secs(5),
-            client_timeout: Duration::from_secs(30),
-            fault_injection: false,
-        }
-    }
-}
-
-impl EngineOptions {
-    /// The engine part of the server settings.
-    pub fn from_settings(settings: &Settings) -> Self {
-        EngineOptions {
-            documents: settings.documents.clone(),
-            heartbeat_interval: Duration::from_secs(settings.server.heartbeat_interval_secs),
-            client_timeout: settings.client_timeout(),
-            fault_injection: settings.debug.fault_injection,
-        }
-    }
-}
+pub use options::{AdminOptions, EngineOptions};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +62,10 @@ pub enum EngineError {
     Connect { url: String, source: sea_orm::DbErr },
     #[error("database migrations failed: {0}")]
     Migrate(sea_orm::DbErr),
+    #[error("revocations cannot be read: {0}")]
+    Revocations(crate::store::StoreError),
+    #[error("auth.secret cannot key tokens: {0}")]
+    TokenKeys(#[from] crate::auth::EmptySecret),
 }
 
 /// A running engine: the session manager and the document actors behind
@@ -123,10 +97,8 @@ impl CollabEngine {
             store.migrate().await.map_err(EngineError::Migrate)?;
             log::info!("database migrations applied ({})", store.backend_name());
         }
-        Ok(CollabEngine::start(
-            store,
-            EngineOptions::from_settings(settings),
-        ))
+        let options = EngineOptions::from_settings(settings, &store).await?;
+        Ok(CollabEngine::start(store, options))
     }
 
     /// Starts an engine on `store` (whose schema must be migrated). Must be
@@ -161,6 +133,15 @@ impl CollabEngine {
             next_session_id: Arc::new(AtomicU64::new(1)),
             shutting_down: Arc::new(AtomicBool::new(false)),
             faults,
+            authorizer: options.authorizer.clone(),
+            allowed_origins: options.allowed_origins.clone().into(),
+            slots: SessionSlots::new(options.max_sessions_per_document),
+            admin: AdminState {
+                key: options.admin.key.clone(),
+                token_keys: options.admin.token_keys.clone(),
+                revocations: options.revocations.clone(),
+                manager: manager.clone(),
+            },
         };
         CollabEngine {
             inner: Arc::new(EngineInner {
@@ -219,5 +200,19 @@ impl CollabEngine {
     /// The store the engine writes to.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Revokes `revocation` (kept in the database): the live sessions it
+    /// covers are closed with 4403 (`access revoked`), and the tokens it
+    /// covers are refused from now on. Answers how many sessions closed.
+    pub async fn revoke(&self, revocation: Revocation) -> Result<usize, StoreError> {
+        http::admin::revoke(&self.inner.routes.admin, &self.inner.store, revocation).await
+    }
+
+    /// A token for `sub` granting `docs` for `ttl_secs`, signed with the
+    /// engine's token keys (`None` without them, i.e. with `auth.mode = "none"`).
+    pub fn mint_token(&self, sub: &str, docs: Grants, ttl_secs: u64) -> Option<MintedToken> {
+        let keys = self.inner.routes.admin.token_keys.as_ref()?;
+        Some(keys.mint(sub, docs, ttl_secs, unix_now()))
     }
 }

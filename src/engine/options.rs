@@ -1,0 +1,106 @@
+//! What an engine is started with, besides its store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::EngineError;
+use crate::auth::{AllowAll, Authorizer, Revocations, TokenAuthorizer, TokenKeys};
+use crate::configuration::{AuthMode, DocumentSettings, Settings};
+use crate::store::Store;
+
+/// The admin API (`POST /api/tokens`, `POST /api/revocations`).
+#[derive(Clone, Default)]
+pub struct AdminOptions {
+    /// Its bearer key; `None`: the admin API refuses everyone (401).
+    pub key: Option<String>,
+    /// Keys to mint tokens with; `None`: `/api/tokens` answers 404.
+    pub token_keys: Option<TokenKeys>,
+}
+
+/// Tuning of an engine that is not about the database.
+#[derive(Clone)]
+pub struct EngineOptions {
+    pub documents: DocumentSettings,
+    /// The server pings each client this often.
+    pub heartbeat_interval: Duration,
+    /// A client silent for this long is dropped.
+    pub client_timeout: Duration,
+    /// Mount the `/debug/` fault-injection endpoints (tests and drills only).
+    pub fault_injection: bool,
+    /// Who may connect to which document: [`AllowAll`] by default; a host
+    /// application passes its own.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Origins whose pages may open WebSockets (empty: any).
+    pub allowed_origins: Vec<String>,
+    /// Sessions of one document at most (both routes).
+    pub max_sessions_per_document: usize,
+    pub admin: AdminOptions,
+    /// Revoked subjects and tokens: consulted by the token authorizer,
+    /// extended by [`CollabEngine::revoke`](super::CollabEngine::revoke).
+    pub revocations: Arc<Revocations>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("documents", &self.documents)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("client_timeout", &self.client_timeout)
+            .field("fault_injection", &self.fault_injection)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_sessions_per_document", &self.max_sessions_per_document)
+            .field("admin_key", &self.admin.key.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            documents: DocumentSettings::default(),
+            heartbeat_interval: Duration::from_secs(5),
+            client_timeout: Duration::from_secs(30),
+            fault_injection: false,
+            authorizer: Arc::new(AllowAll),
+            allowed_origins: Vec::new(),
+            max_sessions_per_document: 1000,
+            admin: AdminOptions::default(),
+            revocations: Arc::default(),
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The engine part of the server settings; with `auth.mode = "token"`
+    /// the token authorizer, with the revocations `store` holds.
+    pub async fn from_settings(settings: &Settings, store: &Store) -> Result<Self, EngineError> {
+        let auth = &settings.auth;
+        let revocations = Arc::new(
+            Revocations::load(store)
+                .await
+                .map_err(EngineError::Revocations)?,
+        );
+        let (authorizer, token_keys): (Arc<dyn Authorizer>, _) = match auth.mode {
+            AuthMode::None => (Arc::new(AllowAll), None),
+            AuthMode::Token => {
+                let keys = TokenKeys::new(&auth.secret, &auth.audience, auth.leeway_secs)?;
+                let authorizer = TokenAuthorizer::new(keys.clone(), revocations.clone());
+                (Arc::new(authorizer), Some(keys))
+            }
+        };
+        Ok(EngineOptions {
+            documents: settings.documents.clone(),
+            heartbeat_interval: Duration::from_secs(settings.server.heartbeat_interval_secs),
+            client_timeout: settings.client_timeout(),
+            fault_injection: settings.debug.fault_injection,
+            authorizer,
+            allowed_origins: settings.server.allowed_origins.clone(),
+            max_sessions_per_document: settings.limits.max_sessions_per_document,
+            admin: AdminOptions {
+                key: Some(auth.admin_key.clone()).filter(|k| !k.is_empty()),
+                token_keys,
+            },
+            revocations,
+        })
+    }
+}
