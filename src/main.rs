@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use collab_engine::configuration::{DEFAULT_FILE, LoadedSettings, Origin};
+use collab_engine::vocabulary::Permission;
 use collab_engine::{Application, Settings, Store};
 
 /// Exit code for unusable settings or arguments (clap uses it too).
@@ -30,7 +31,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Run the server (the default).
     Serve,
@@ -38,6 +39,30 @@ enum Command {
     Migrate,
     /// Print the effective settings, secrets masked, each with where it came from; exit 0, or 2 if unusable.
     CheckConfig,
+    /// Print an access token signed with auth.secret, for operators.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct TokenArgs {
+    /// Who the token is for (its `sub`).
+    #[arg(long)]
+    sub: String,
+    /// A document id, or a prefix ending in `*`, the token grants (repeatable).
+    #[arg(long = "doc", required = true, value_name = "ID or PREFIX*")]
+    docs: Vec<String>,
+    /// What it grants on them.
+    #[arg(long, value_enum, default_value = "read")]
+    perm: Perm,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Perm {
+    Read,
+    Write,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +76,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Token(args) => mint_token(&loaded.settings, &args),
         Command::CheckConfig => {
             print!("{}", effective_settings(&loaded));
             ExitCode::SUCCESS
@@ -128,6 +154,33 @@ async fn migrate(settings: Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a token for `args`, signed with `auth.secret`.
+fn mint_token(settings: &Settings, args: &TokenArgs) -> ExitCode {
+    init_logging("error");
+    let auth = &settings.auth;
+    let keys = match collab_engine::auth::TokenKeys::new(
+        &auth.secret,
+        &auth.audience,
+        auth.leeway_secs,
+    ) {
+        Ok(keys) if auth.secret.len() >= 32 => keys,
+        _ => {
+            log::error!(
+                "auth.secret must be at least 32 bytes to sign tokens (set COLLAB__AUTH__SECRET)"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let permission = match args.perm {
+        Perm::Read => Permission::Read,
+        Perm::Write => Permission::Write,
+    };
+    let docs = args.docs.iter().map(|d| (d.clone(), permission)).collect();
+    let minted = keys.mint(&args.sub, docs, args.ttl, collab_engine::auth::unix_now());
+    println!("{}", minted.token);
+    ExitCode::SUCCESS
 }
 
 /// The effective settings as TOML, secrets masked, each key followed by

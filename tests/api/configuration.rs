@@ -247,3 +247,68 @@ async fn migrate_applies_the_schema_and_exits() {
         .expect("the documents table exists");
     assert!(rows.is_empty());
 }
+
+#[test]
+fn an_open_server_on_a_public_address_refuses_to_start_unless_told_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = run_in(
+        dir.path(),
+        &["check-config"],
+        &[("COLLAB__SERVER__HOST", "0.0.0.0")],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    for needle in ["auth.mode", "0.0.0.0", "allow_anonymous", "token"] {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+    let on_purpose = run_in(
+        dir.path(),
+        &["check-config"],
+        &[
+            ("COLLAB__SERVER__HOST", "0.0.0.0"),
+            ("COLLAB__AUTH__ALLOW_ANONYMOUS", "true"),
+        ],
+    );
+    assert_eq!(on_purpose.code, Some(0), "{}", on_purpose.stderr);
+    let short_secret = run_in(
+        dir.path(),
+        &["check-config"],
+        &[("COLLAB__AUTH__MODE", "token")],
+    );
+    assert_eq!(short_secret.code, Some(2));
+    assert!(
+        short_secret.stderr.contains("auth.secret"),
+        "{}",
+        short_secret.stderr
+    );
+}
+
+#[test]
+fn the_token_command_prints_a_token_signed_with_the_secret() {
+    const SECRET: &str = "an operator's secret of 32+ bytes";
+    let run = run_with(
+        &[
+            "token", "--sub", "ops", "--doc", "notes-*", "--doc", "handbook", "--perm", "write",
+            "--ttl", "600",
+        ],
+        &[("COLLAB__AUTH__SECRET", SECRET)],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let keys = collab_engine::auth::TokenKeys::new(SECRET, "", 5).expect("keys");
+    let claims = keys.verify(run.stdout.trim()).expect("a valid token");
+    assert_eq!(claims.sub, "ops");
+    let now = chrono::Utc::now().timestamp();
+    assert!((claims.exp - now - 600).abs() <= 2);
+    let grants: Vec<(&str, bool)> = claims
+        .docs
+        .iter()
+        .map(|(doc, perm)| (doc.as_str(), perm.can_write()))
+        .collect();
+    assert_eq!(grants, vec![("handbook", true), ("notes-*", true)]);
+    let no_secret = run_with(&["token", "--sub", "ops", "--doc", "x"], &[]);
+    assert_eq!(no_secret.code, Some(2), "{}", no_secret.stderr);
+    assert!(
+        no_secret.stderr.contains("auth.secret"),
+        "{}",
+        no_secret.stderr
+    );
+}

@@ -11,7 +11,7 @@ use crate::helpers::{Backend, Editor, Peer, TestDatabase, WsClient, write_log};
 
 /// A host application with `routes`, one worker, on port 0 of the
 /// loopback; returns its port and its handle.
-fn serve_host(
+pub fn serve_host(
     routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> (u16, ServerHandle) {
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
@@ -25,9 +25,8 @@ fn serve_host(
     (port, handle)
 }
 
-#[actix_web::test]
-async fn the_engine_mounts_under_a_scope_of_a_host_app() {
-    let db = TestDatabase::create(&Backend::Sqlite).await;
+/// A migrated store on the SQLite file of `db`, connected as a host would.
+pub async fn sqlite_store(db: &TestDatabase) -> Store {
     let store = Store::connect(
         &DatabaseSettings {
             url: db.url.clone(),
@@ -41,6 +40,13 @@ async fn the_engine_mounts_under_a_scope_of_a_host_app() {
     .await
     .expect("store");
     store.migrate().await.expect("migrate");
+    store
+}
+
+#[actix_web::test]
+async fn the_engine_mounts_under_a_scope_of_a_host_app() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let store = sqlite_store(&db).await;
     let engine = CollabEngine::start(store, EngineOptions::default());
     let mount = engine.configure();
     let (port, handle) = serve_host(move |cfg| {

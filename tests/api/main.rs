@@ -5,11 +5,14 @@
 mod helpers;
 mod pg_cluster;
 
+mod access_sessions;
+mod access_tokens;
 mod bad_input;
 mod configuration;
 mod contention;
 mod document_api;
 mod embedding;
+mod embedding_auth;
 mod faults;
 mod lifecycle;
 mod outage;

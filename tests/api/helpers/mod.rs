@@ -5,6 +5,7 @@
 //! it is re-exported here, so tests name everything `crate::helpers::X`.
 
 mod app;
+mod auth;
 mod database;
 mod oplog;
 mod peer;
@@ -13,6 +14,7 @@ mod slow_client;
 mod ws;
 
 pub use app::*;
+pub use auth::*;
 pub use database::*;
 pub use oplog::*;
 pub use peer::*;

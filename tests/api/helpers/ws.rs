@@ -43,6 +43,11 @@ impl WsClient {
             .connect()
             .await
             .unwrap_or_else(|e| panic!("websocket connect to {url}: {e}"));
+        WsClient::from_framed(framed)
+    }
+
+    /// A client over an established connection.
+    pub fn from_framed(framed: actix_codec::Framed<BoxedSocket, Codec>) -> WsClient {
         WsClient {
             framed,
             close_reason: None,
