@@ -20,8 +20,10 @@
 //!    `COLLAB__SECTION__KEY` overrides), [`metrics`] (engine-wide
 //!    counters), [`crdt`] (update validation and state encoding with yrs).
 //! 2. [`store`]: persistence through sea-orm (`entity` and `migration`
-//!    crates): the op log, snapshots, cold-load log reads through rusqlite,
-//!    WAL checkpoints, injected commit faults for drills.
+//!    crates): the op log, snapshots, revocations, cold-load log reads
+//!    through rusqlite, WAL checkpoints, injected commit faults for drills.
+//!    Beside the layers below it, [`auth`]: who may read or write which
+//!    document (the `Authorizer` seam, JWT access tokens, revocations).
 //! 3. [`document`]: the document core. One `DocumentActor` per loaded
 //!    document owns sequencing, the commit pipeline, the CRDT state, its
 //!    subscribers and presence; [`document::messages`] is the document API
