@@ -11,6 +11,8 @@ use crate::helpers::{
 };
 
 crate::on_both_backends!(
+    a_read_only_session_receives_everything_and_changes_nothing,
+    a_session_ends_with_4401_when_its_token_expires,
     a_revoked_subject_is_closed_and_its_old_tokens_refused_even_after_a_restart,
     a_client_id_cannot_be_taken_over_by_another_subject,
 );
@@ -18,9 +20,8 @@ crate::on_both_backends!(
 /// A reader gets every op, may publish presence, and each op it sends is
 /// answered `forbidden` with its id: nothing is logged or broadcast and the
 /// connection stays open.
-#[actix_web::test]
-async fn a_read_only_session_receives_everything_and_changes_nothing() {
-    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+async fn a_read_only_session_receives_everything_and_changes_nothing(backend: Backend) {
+    let app = spawn_token_app(backend, |_| {}).await;
     let writer_url = app.ws_url_with_token("ws", "page", &token("w", &[("page", "write")]));
     let reader_url = app.ws_url_with_token("ws", "page", &token("r", &[("page", "read")]));
     let mut writer = Peer::join_url(&writer_url, "writer").await;
@@ -62,9 +63,8 @@ async fn a_read_only_session_receives_everything_and_changes_nothing() {
 
 /// When the token's `exp` passes, the session is closed with 4401 `token
 /// expired` (within a second); what was acked before stays.
-#[actix_web::test]
-async fn a_session_ends_with_4401_when_its_token_expires() {
-    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+async fn a_session_ends_with_4401_when_its_token_expires(backend: Backend) {
+    let app = spawn_token_app(backend, |_| {}).await;
     let short = sign(
         json!({"sub": "u", "iat": now(), "exp": now() + 2, "docs": {"d": "write"}}),
         SECRET,

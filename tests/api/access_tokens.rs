@@ -4,6 +4,14 @@
 
 use serde_json::json;
 
+crate::on_both_backends!(
+    upgrades_need_a_token_that_grants_the_document,
+    the_admin_api_mints_tokens_for_the_admin_only,
+    upgrades_from_origins_not_listed_are_refused,
+    a_full_document_refuses_more_sessions,
+    a_read_grant_by_prefix_joins,
+);
+
 use crate::helpers::{
     ADMIN_KEY, Backend, Incoming, SECRET, WsClient, now, sign, spawn_app_with, spawn_token_app,
     token,
@@ -12,9 +20,8 @@ use crate::helpers::{
 /// Every way a token can be wrong is a 401 `unauthorized`; a valid token
 /// that grants nothing on the document is a 403 `forbidden`; a good token
 /// passes as a bearer header or as `?token=`, on both routes.
-#[actix_web::test]
-async fn upgrades_need_a_token_that_grants_the_document() {
-    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+async fn upgrades_need_a_token_that_grants_the_document(backend: Backend) {
+    let app = spawn_token_app(backend, |_| {}).await;
     let expired = sign(
         json!({"sub": "u", "exp": now() - 60, "docs": {"doc": "write"}}),
         SECRET,
@@ -90,9 +97,8 @@ async fn upgrades_need_a_token_that_grants_the_document() {
 /// `POST /api/tokens` mints a token only with the admin key (401 without
 /// or with a wrong one, 400 for a bad body); the token works on the
 /// documents it names and nowhere else.
-#[actix_web::test]
-async fn the_admin_api_mints_tokens_for_the_admin_only() {
-    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+async fn the_admin_api_mints_tokens_for_the_admin_only(backend: Backend) {
+    let app = spawn_token_app(backend, |_| {}).await;
     let request = json!({"sub": "user-42", "docs": {"notes-*": "write"}, "ttl_secs": 600});
     for key in [None, Some("wrong-key-0123456789"), Some("")] {
         let (status, body) = app.admin_post("/api/tokens", key, request.clone()).await;
@@ -138,9 +144,8 @@ async fn the_admin_api_mints_tokens_for_the_admin_only() {
 /// With `server.allowed_origins`, a browser page of another origin gets 403
 /// (cross-site WebSocket hijacking); a listed origin, or no Origin header
 /// at all (not a browser), is let through.
-#[actix_web::test]
-async fn upgrades_from_origins_not_listed_are_refused() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+async fn upgrades_from_origins_not_listed_are_refused(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.server.allowed_origins = vec!["https://app.example.com".to_owned()];
     })
     .await;
@@ -170,9 +175,8 @@ async fn upgrades_from_origins_not_listed_are_refused() {
 /// Beyond `limits.max_sessions_per_document` (both routes together) an
 /// upgrade gets 429 `document_full`; other documents are not affected, and
 /// a place freed by a leaving session can be taken again.
-#[actix_web::test]
-async fn a_full_document_refuses_more_sessions() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.max_sessions_per_document = 2).await;
+async fn a_full_document_refuses_more_sessions(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.limits.max_sessions_per_document = 2).await;
     let mut first = WsClient::connect(&app, "busy").await;
     let _second = WsClient::connect_yjs(&app, "busy").await;
     let (status, body) = app.upgrade("/ws/busy", &[]).await.expect_err("full");
@@ -195,9 +199,8 @@ async fn a_full_document_refuses_more_sessions() {
 }
 
 /// A read token on a document lets a client join (the welcome arrives).
-#[actix_web::test]
-async fn a_read_grant_by_prefix_joins() {
-    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+async fn a_read_grant_by_prefix_joins(backend: Backend) {
+    let app = spawn_token_app(backend, |_| {}).await;
     let url = app.ws_url_with_token("ws", "team/doc:1", &token("reader", &[("team/*", "read")]));
     let mut client = WsClient::connect_url(&url).await;
     client.hello("r", None, None).await;

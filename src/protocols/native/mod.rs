@@ -313,3 +313,62 @@ fn awareness_frame(update: &Bytes) -> Action {
         .to_json(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocabulary::Permission;
+
+    fn joined(access: &Access) -> NativeProtocol {
+        let mut protocol = NativeProtocol::for_access(access);
+        let mut out = Vec::new();
+        protocol.on_text(r#"{"type":"hello","protocol":1,"client_id":"c"}"#, &mut out);
+        assert!(matches!(out.as_slice(), [Action::Join(_)]), "{out:?}");
+        protocol
+    }
+
+    fn texts(out: &[Action]) -> Vec<String> {
+        out.iter()
+            .map(|a| match a {
+                Action::Send(Frame::Text(t)) => t.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_read_only_session_gets_forbidden_for_each_op_and_stays_open() {
+        let reader = Access {
+            permission: Permission::Read,
+            ..Access::anonymous()
+        };
+        let mut protocol = joined(&reader);
+        let mut out = Vec::new();
+        protocol.on_text(
+            r#"{"type":"op","client_op_id":7,"update":"AQEBAAQBB2NvbnRlbnQCaGkA"}"#,
+            &mut out,
+        );
+        assert_eq!(
+            texts(&out),
+            vec![
+                r#"{"type":"error","code":"forbidden","message":"this session may only read the document (the token grants read)","client_op_id":7}"#
+            ]
+        );
+        let mut writer = joined(&Access::anonymous());
+        let mut out = Vec::new();
+        writer.on_text(
+            r#"{"type":"op","client_op_id":7,"update":"AQEBAAQBB2NvbnRlbnQCaGkA"}"#,
+            &mut out,
+        );
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Action::Submit {
+                    client_op_id: 7,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+}

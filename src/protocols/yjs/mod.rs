@@ -241,6 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_session_submits_no_update_but_keeps_syncing() {
+        let reader = Access {
+            permission: crate::vocabulary::Permission::Read,
+            ..Access::anonymous()
+        };
+        let mut p = YjsProtocol::for_access(&reader);
+        let frame = Message::Sync(SyncMessage::Update(update())).encode_v1();
+        let step2 = Message::Sync(SyncMessage::SyncStep2(update())).encode_v1();
+        assert!(actions(&mut p, &frame).is_empty());
+        assert!(actions(&mut p, &step2).is_empty());
+        let step1 = Message::Sync(SyncMessage::SyncStep1(StateVector::default())).encode_v1();
+        assert!(matches!(
+            actions(&mut p, &step1).as_slice(),
+            [Action::SyncStep1 { .. }]
+        ));
+        assert!(!p.closed, "the connection stays open");
+    }
+
+    #[test]
     fn empty_updates_are_dropped_silently() {
         let mut p = YjsProtocol::default();
         let frame = Message::Sync(SyncMessage::SyncStep2(vec![0, 0])).encode_v1();
