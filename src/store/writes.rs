@@ -6,8 +6,8 @@ use std::sync::Arc;
 use entity::{documents, operations, snapshots};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use super::faults::CommitFaults;
@@ -64,18 +64,7 @@ impl Store {
             Some(faults) => faults.commit_starts(id)?,
             None => false,
         };
-        // SQLite: take the write lock up front. A deferred transaction that
-        // reads the head first and then writes cannot wait for a lock another
-        // connection holds: SQLite refuses that read-to-write upgrade at once
-        // ("database is locked") instead of waiting `sqlite_busy_timeout_ms`.
-        // PostgreSQL ignores the mode.
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        let txn = self.begin_write().await?;
         if let Some(expected) = expected_head {
             let found = head_in(&txn, id).await?;
             if found != expected {
@@ -131,13 +120,7 @@ impl Store {
     /// not: a write lock held elsewhere, a read-only database, a refusing
     /// trigger or constraint.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        let txn = self.begin_write().await?;
         let now = chrono::Utc::now();
         documents::Entity::insert(documents::ActiveModel {
             id: Set(PROBE_DOCUMENT.to_owned()),
@@ -159,5 +142,18 @@ impl Store {
         .await?;
         txn.rollback().await?;
         Ok(())
+    }
+
+    /// A transaction that writes. SQLite: it takes the write lock up front.
+    /// A deferred transaction that reads first and then writes cannot wait
+    /// for a lock another connection holds: SQLite refuses that
+    /// read-to-write upgrade at once ("database is locked") instead of
+    /// waiting `sqlite_busy_timeout_ms`. PostgreSQL ignores the mode.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
     }
 }
