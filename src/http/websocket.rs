@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::admin::MAX_SUBJECT_BYTES;
 use super::{RouteState, error_response};
 use crate::auth::Denied;
 use crate::protocols::SessionProtocol;
@@ -60,6 +61,18 @@ pub async fn upgrade<P: SessionProtocol>(
             return Ok(error_response(StatusCode::FORBIDDEN, "forbidden", &message));
         }
     };
+    if access
+        .subject
+        .as_deref()
+        .is_some_and(|s| s.is_empty() || s.len() > MAX_SUBJECT_BYTES)
+    {
+        let message = format!("the subject (sub) must be 1 to {MAX_SUBJECT_BYTES} bytes");
+        return Ok(error_response(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            &message,
+        ));
+    }
     let document_id: Arc<str> = Arc::from(document_id.as_str());
     let Some(slot) = state.slots.take(&document_id) else {
         let message = format!(

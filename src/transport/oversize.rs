@@ -28,6 +28,25 @@ impl OversizeReports {
         self.first_at(peer, Instant::now())
     }
 
+    /// Logs the refusal of an oversized message by `who` (a session) from
+    /// `peer`: at `warn` the first time in a while, at `debug` otherwise.
+    pub fn report(&self, who: &str, peer: Option<IpAddr>, limit: usize) {
+        let level = if self.first_in_a_while(peer) {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "{who} from {}: a message over the limit of {limit} bytes \
+             (documents.max_message_bytes) was refused, close 1009; a client that sends it \
+             again after reconnecting will loop (only the first in {} min per address is \
+             logged at warn)",
+            peer.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
+            QUIET_FOR.as_secs() / 60
+        );
+    }
+
     fn first_at(&self, peer: Option<IpAddr>, now: Instant) -> bool {
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(last) = logged.get(&peer)

@@ -246,24 +246,8 @@ impl<P: SessionProtocol> WsSession<P> {
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let limit = self.config.max_message_bytes;
         self.config.metrics.message_too_large();
-        let level = if self.config.oversize.first_in_a_while(self.peer) {
-            log::Level::Warn
-        } else {
-            log::Level::Debug
-        };
-        log::log!(
-            level,
-            "{} session {} on {} from {}: a message over the limit of {limit} bytes \
-             (documents.max_message_bytes) was refused, close 1009; a client that sends it \
-             again after reconnecting will loop (only the first in {} min per address is \
-             logged at warn)",
-            P::NAME,
-            self.id,
-            self.document_id,
-            self.peer
-                .map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
-            super::oversize::QUIET_FOR.as_secs() / 60
-        );
+        let who = format!("{} session {} on {}", P::NAME, self.id, self.document_id);
+        self.config.oversize.report(&who, self.peer, limit);
         self.with_protocol(ctx, |p, out| p.on_too_large(limit, out));
         // Whatever the protocol said, an oversized message ends the session.
         self.close(ctx, close_code::MESSAGE_TOO_BIG, "message too large");

@@ -31,6 +31,7 @@ async fn upgrades_need_a_token_that_grants_the_document(backend: Backend) {
         "not the server's secret, but long enough",
     );
     let elsewhere = token("u", &[("other-*", "write")]);
+    let long_sub = token(&"s".repeat(256), &[("doc", "write")]);
     for route in ["ws", "yjs"] {
         let path = format!("/{route}/doc");
         let refused = [
