@@ -22,7 +22,11 @@ export const CloseCode = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
   SERVICE_RESTART: 1012,
-  TRY_AGAIN_LATER: 1013
+  TRY_AGAIN_LATER: 1013,
+  /** The token's `exp` passed: reconnect with a fresh token. */
+  TOKEN_EXPIRED: 4401,
+  /** The subject's (or the token's) access was revoked. */
+  ACCESS_REVOKED: 4403
 })
 
 // Close codes after which the client does not reconnect by itself: the
@@ -35,6 +39,31 @@ const FATAL_CLOSE_CODES = new Set([CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE
 const CLIENT_RESYNC_CLOSE = 4000
 
 const WS_OPEN = 1
+
+// After a close 4401 (token expired) the client fetches a new token and
+// reconnects at once, but only once in a row: another 4401 (or a refused
+// upgrade) before a session has lasted REFRESH_MIN_SESSION_MS after its
+// welcome means the new token is no better (already expired, a clock off,
+// a getToken() returning a cached token), and reconnecting at once would
+// spin. From the second one on, the usual back-off applies, growing with
+// the streak.
+const QUICK_REFRESHES = 1
+const REFRESH_MIN_SESSION_MS = 1000
+
+// How long the body of a refused upgrade (`ws`'s 'unexpected-response') is
+// read for its JSON error message, and how much of it.
+const REFUSAL_BODY_TIMEOUT_MS = 2000
+const REFUSAL_BODY_MAX_CHARS = 4096
+
+function errorText (e) {
+  return String(e && e.message ? e.message : e)
+}
+
+function describeValue (value) {
+  if (value === null) return 'null'
+  if (typeof value === 'string') return 'an empty string'
+  return typeof value === 'object' ? 'an object' : typeof value
+}
 
 /**
  * A tiny event emitter that works everywhere. A listener that throws does
@@ -180,10 +209,12 @@ function checkDoc (doc) {
  * - `status`  `{ status: 'connecting' | 'connected' | 'disconnected' }`
  * - `synced`  `true` once the catch-up after a `welcome` is applied;
  *             `false` when a synced connection is lost
- * - `error`   `{ code, message, client_op_id?, closeCode? }`: an `error`
- *             message of the server, a fatal close (1008, 1009), or a
- *             problem the client detected (`sequence_gap`, `bad_frame`,
- *             `apply_failed`, `connect_failed`)
+ * - `error`   `{ code, message, client_op_id?, closeCode?, status? }`: an
+ *             `error` message of the server (e.g. `forbidden` for an op of a
+ *             read-only session), a fatal close (1008, 1009), an access
+ *             close (`token_expired` without `getToken`, `access_revoked`),
+ *             or a problem the client detected (`sequence_gap`, `bad_frame`,
+ *             `apply_failed`, `connect_failed`, `token_failed`)
  *
  * With an `awareness` (a y-protocols `Awareness` of the same doc), presence
  * is exchanged too: local changes go to the server as `awareness` messages,
@@ -203,6 +234,12 @@ export class CollabClient extends Emitter {
    *   microtask, so listeners added right after construction see every event)
    * @param {object} [options.awareness] a y-protocols `Awareness` bound to
    *   `doc` (or any object with its API): presence is synced through the server
+   * @param {(context: {documentId: string, reason: 'connect'|'reconnect'|'expired'|'revoked'}) => (string|Promise<string>)} [options.getToken]
+   *   called before every connection attempt; its token goes as
+   *   `?token=` on the URL. After close 4401 (token expired) it is called
+   *   again and the client reconnects at once. Wins over `token`
+   * @param {string} [options.token] a fixed access token (ignored when
+   *   `getToken` is given); a session that outlives it is not renewed
    */
   constructor (options) {
     super()
@@ -214,7 +251,9 @@ export class CollabClient extends Emitter {
       WebSocket = globalThis.WebSocket,
       backoff = {},
       connect = true,
-      awareness = null
+      awareness = null,
+      token = null,
+      getToken = null
     } = options ?? {}
     if (typeof url !== 'string' || url === '') throw new TypeError('CollabClient: `url` must be a non-empty string')
     if (typeof documentId !== 'string' || documentId === '') throw new TypeError('CollabClient: `documentId` must be a non-empty string')
@@ -226,6 +265,12 @@ export class CollabClient extends Emitter {
       throw new TypeError('CollabClient: no WebSocket constructor; pass one as `WebSocket` (in Node < 22: `import WebSocket from "ws"`)')
     }
     if (awareness !== null) checkAwareness(awareness, doc)
+    if (getToken !== null && typeof getToken !== 'function') {
+      throw new TypeError('CollabClient: `getToken` must be a function returning a token (or a promise of one)')
+    }
+    if (token !== null && (typeof token !== 'string' || token === '')) {
+      throw new TypeError('CollabClient: `token` must be a non-empty string')
+    }
     this.doc = doc
     this.documentId = documentId
     this.clientId = clientId
@@ -238,6 +283,16 @@ export class CollabClient extends Emitter {
 
     /** The y-protocols `Awareness` kept in sync, or `null`. */
     this.awareness = awareness
+
+    // Access: `getToken` wins over a fixed `token`.
+    this._getToken = getToken
+    this._token = getToken === null ? token : null
+    /** Why the next connection is made (passed to getToken). */
+    this._tokenReason = 'connect'
+    /** The getToken() call in progress (an object identifying it), or null. */
+    this._opening = null
+    /** 4401s in a row without a session that lasted (see QUICK_REFRESHES). */
+    this._refreshStreak = 0
 
     // Persisted across reconnects within this instance.
     this._nextOpId = 1
@@ -278,7 +333,7 @@ export class CollabClient extends Emitter {
       // construction see the first `status` event.
       this._wantConnected = true
       queueMicrotask(() => {
-        if (this._wantConnected && !this._destroyed && !this._ws && this._timer === null) this._open()
+        if (this._wantConnected && !this._destroyed && !this._busy()) this._open()
       })
     }
   }
@@ -298,8 +353,10 @@ export class CollabClient extends Emitter {
   connect () {
     if (this._destroyed) throw new Error('CollabClient: destroyed')
     this._wantConnected = true
-    if (this._ws || this._timer !== null) return
+    if (this._busy()) return
     this._attempt = 0
+    this._refreshStreak = 0
+    this._tokenReason = 'connect'
     this._open()
   }
 
@@ -312,6 +369,11 @@ export class CollabClient extends Emitter {
   disconnect () {
     this._wantConnected = false
     this._clearTimer()
+    if (this._opening) {
+      // A getToken() in progress: its token will be thrown away.
+      this._opening = null
+      this._setStatus('disconnected')
+    }
     this._withdrawAwareness()
     this._detach(CloseCode.NORMAL, 'client disconnect')
   }
@@ -347,19 +409,64 @@ export class CollabClient extends Emitter {
     }
   }
 
+  /** A socket is open or opening, a token is being fetched, or a reconnect is scheduled. */
+  _busy () {
+    return this._ws !== null || this._timer !== null || this._opening !== null
+  }
+
+  /** Opens a connection: with `getToken`, after asking it for a token. */
   _open () {
     this._clearTimer()
+    if (this._getToken === null) {
+      this._openSocket(this._token)
+      return
+    }
+    const opening = {}
+    this._opening = opening
+    this._setStatus('connecting')
+    let result
+    try {
+      result = Promise.resolve(this._getToken({ documentId: this.documentId, reason: this._tokenReason }))
+    } catch (e) {
+      result = Promise.reject(e)
+    }
+    result.then((token) => {
+      if (typeof token !== 'string' || token === '') {
+        throw new TypeError(`getToken() gave ${describeValue(token)} instead of a token string`)
+      }
+      return token
+    }).then((token) => {
+      // Thrown away after disconnect() or destroy() (or a newer attempt).
+      if (this._opening !== opening) return
+      this._opening = null
+      if (!this._wantConnected || this._destroyed) return this._setStatus('disconnected')
+      this._tokenReason = 'reconnect'
+      this._openSocket(token)
+    }, (e) => {
+      if (this._opening !== opening) return
+      this._opening = null
+      this._setStatus('disconnected')
+      if (!this._wantConnected || this._destroyed) return
+      this.emit('error', { code: 'token_failed', message: `getToken() failed: ${errorText(e)}` })
+      this._scheduleReconnect()
+    })
+  }
+
+  _openSocket (token) {
+    const url = token === null ? this.url : `${this.url}?token=${encodeURIComponent(token)}`
     let ws
     try {
-      ws = new this._WebSocket(this.url)
+      ws = new this._WebSocket(url)
     } catch (e) {
-      this.emit('error', { code: 'connect_failed', message: String(e && e.message ? e.message : e) })
+      this.emit('error', { code: 'connect_failed', message: errorText(e) })
       this._scheduleReconnect()
       return
     }
     this._ws = ws
-    this._session = { welcome: null, ready: false, awaitingSnapshot: false }
+    const session = { welcome: null, welcomedAt: null, ready: false, awaitingSnapshot: false, refused: null }
+    this._session = session
     this._setStatus('connecting')
+    this._watchRefusal(ws, session)
     ws.addEventListener('open', () => {
       if (ws !== this._ws) return
       const hello = { type: 'hello', protocol: PROTOCOL_VERSION, client_id: this.clientId }
@@ -377,7 +484,53 @@ export class CollabClient extends Emitter {
       if (ws !== this._ws) return
       this._ws = null
       this._session = null
-      this._onClosed(event.code, event.reason)
+      this._onClosed(event.code, event.reason, session)
+    })
+  }
+
+  /**
+   * With the `ws` package (Node), a refused upgrade (an HTTP answer instead
+   * of 101) is seen as 'unexpected-response': its status and the server's
+   * JSON error are kept for the `connect_failed` error, then the socket is
+   * ended (its `close`, 1006, follows). Browsers do not expose the status:
+   * there a refused upgrade is a close 1006 like a network failure.
+   */
+  _watchRefusal (ws, session) {
+    if (typeof ws.on !== 'function' || typeof ws.terminate !== 'function') return
+    ws.on('unexpected-response', (req, res) => {
+      const status = res.statusCode
+      const refused = { status, error: null, message: `the server refused the connection with HTTP ${status}` }
+      session.refused = refused
+      let body = ''
+      let finished = false
+      const finish = () => {
+        if (finished) return
+        finished = true
+        clearTimeout(timer)
+        try {
+          const parsed = JSON.parse(body)
+          if (parsed && typeof parsed.error === 'string') refused.error = parsed.error
+          if (parsed && typeof parsed.message === 'string') {
+            const what = refused.error ? `HTTP ${status} ${refused.error}` : `HTTP ${status}`
+            refused.message = `the server refused the connection with ${what}: ${parsed.message}`
+          }
+        } catch (_) {
+          // Not JSON: the status says enough.
+        }
+        try {
+          ws.terminate()
+        } catch (_) {}
+      }
+      const timer = setTimeout(finish, REFUSAL_BODY_TIMEOUT_MS)
+      try {
+        if (typeof res.setEncoding === 'function') res.setEncoding('utf8')
+        res.on('data', (chunk) => { if (body.length < REFUSAL_BODY_MAX_CHARS) body += chunk })
+        res.on('end', finish)
+        res.on('error', finish)
+        res.on('close', finish)
+      } catch (_) {
+        finish()
+      }
     })
   }
 
@@ -395,9 +548,20 @@ export class CollabClient extends Emitter {
     this._connectionLost()
   }
 
-  _onClosed (code, reason) {
+  _onClosed (code, reason, session) {
     this._connectionLost()
+    // Refused upgrades (known in Node with `ws`): 4xx only; a 5xx (e.g. 503
+    // during a shutdown) is retried silently like a network failure.
+    const refused = session.refused
+    if (refused && refused.status >= 400 && refused.status < 500) {
+      const error = { code: 'connect_failed', status: refused.status, message: refused.message }
+      if (refused.error) error.error = refused.error
+      this.emit('error', error)
+    }
     if (!this._wantConnected || this._destroyed) return
+    if (session.welcomedAt !== null && Date.now() - session.welcomedAt >= REFRESH_MIN_SESSION_MS) {
+      this._refreshStreak = 0
+    }
     if (FATAL_CLOSE_CODES.has(code)) {
       // Retrying would fail the same way; the application decides (connect()).
       this._wantConnected = false
@@ -408,6 +572,49 @@ export class CollabClient extends Emitter {
       })
       return
     }
+    if (code === CloseCode.TOKEN_EXPIRED) return this._onTokenExpired(code, reason)
+    if (code === CloseCode.ACCESS_REVOKED) return this._onAccessRevoked(code, reason)
+    this._scheduleReconnect()
+  }
+
+  /** Close 4401: a new token from getToken(), at once (once in a row), and the usual resume. */
+  _onTokenExpired (code, reason) {
+    if (this._getToken === null) {
+      // A fixed token cannot be renewed: retrying would be refused.
+      this._wantConnected = false
+      this.emit('error', { code: 'token_expired', closeCode: code, message: reason || 'token expired' })
+      return
+    }
+    this._tokenReason = 'expired'
+    this._refreshStreak++
+    if (this._refreshStreak <= QUICK_REFRESHES) {
+      this._timer = setTimeout(() => {
+        this._timer = null
+        if (this._wantConnected && !this._destroyed && !this._busy()) this._open()
+      }, 0)
+      return
+    }
+    // The fresh token did not last either (expired on arrival, clocks
+    // apart, a cached token): say so, and back off, more with each one.
+    this.emit('error', {
+      code: 'token_expired',
+      closeCode: code,
+      message: 'the token from getToken() expired again less than a second after connecting; reconnecting with back-off'
+    })
+    this._attempt = Math.max(this._attempt, this._refreshStreak - QUICK_REFRESHES)
+    this._scheduleReconnect()
+  }
+
+  /** Close 4403: reported; with getToken, retried with back-off (the app may hand a new token, or disconnect()). */
+  _onAccessRevoked (code, reason) {
+    this.emit('error', { code: 'access_revoked', closeCode: code, message: reason || 'access revoked' })
+    if (this._getToken === null) {
+      this._wantConnected = false
+      return
+    }
+    this._tokenReason = 'revoked'
+    // Not at once: a token issued in the second of the revocation is refused too.
+    this._attempt = Math.max(this._attempt, 1)
     this._scheduleReconnect()
   }
 
@@ -426,7 +633,7 @@ export class CollabClient extends Emitter {
     this._attempt++
     this._timer = setTimeout(() => {
       this._timer = null
-      if (this._wantConnected && !this._destroyed && !this._ws) this._open()
+      if (this._wantConnected && !this._destroyed && !this._busy()) this._open()
     }, delay)
   }
 
@@ -564,6 +771,7 @@ export class CollabClient extends Emitter {
       return this._resync('bad_frame', 'malformed welcome')
     }
     s.welcome = msg
+    s.welcomedAt = Date.now()
     this._epoch = msg.epoch
     this._attempt = 0
 
@@ -670,8 +878,9 @@ export class CollabClient extends Emitter {
     if (msg.client_op_id !== undefined && msg.client_op_id !== null) error.client_op_id = msg.client_op_id
     this.emit('error', error)
     if (error.client_op_id === undefined) return
-    if (msg.code === 'invalid_update') {
-      // The server will never accept these bytes.
+    if (msg.code === 'invalid_update' || msg.code === 'forbidden') {
+      // The server will never accept these bytes (or this session may only
+      // read): not sent again. The edit stays in the local Y.Doc.
       this._removePending(error.client_op_id)
     } else if (msg.code === 'unavailable') {
       // Not committed (or not known to be). The server refuses every later

@@ -125,10 +125,13 @@ export async function waitConverged (handles, check = () => true, timeout = 1000
 
 /**
  * Reads a document's whole op log through the protocol (every op replayed
- * to a fresh session). Returns the `op` messages and the welcome.
+ * to a fresh session). Returns the `op` messages and the welcome. The third
+ * argument is the timeout (ms) or `{ timeout, token }`; a server in token
+ * mode needs a `token` that may read the document.
  */
-export function readOpLog (url, documentId, timeout = 5000) {
-  return readOpLogWith({ WebSocket, url, documentId, timeout })
+export function readOpLog (url, documentId, options = {}) {
+  const { timeout = 5000, token = null } = typeof options === 'number' ? { timeout: options } : options
+  return readOpLogWith({ WebSocket, url, documentId, timeout, token })
 }
 
 /** Asserts-friendly summary: `client_id#client_op_id` of every logged op. */

@@ -343,3 +343,188 @@ test('an op refused as unavailable that did land (welcome.last_client_op_id cove
   assert.equal(client.lastSeenServerSeq, 3)
   assert.equal(text.toString(), 'xyz')
 })
+
+// ---------------------------------------------------------------------------
+// Access tokens: `token`, `getToken`, closes 4401 (token expired) and 4403
+// (access revoked). The real server's side is in auth.test.mjs.
+
+/** A welcome for an empty document (replay from 0). */
+function emptyWelcome (conn, extra = {}) {
+  conn.send({ type: 'welcome', document_id: 'doc-1', epoch: 'e1', server_seq: 0, recovery: 'replay', last_client_op_id: null, ...extra })
+}
+
+function tokenOf (path) {
+  return new URL(path, 'ws://x').searchParams.get('token')
+}
+
+test('a fixed token goes URL-encoded as ?token=; getToken wins over it', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+  })
+  const fixed = openClient(server.url, { token: 'a b+/=&c' })
+  await waitFor(() => fixed.client.synced)
+  assert.equal(server.connections[0].path, '/ws/doc-1?token=a%20b%2B%2F%3D%26c')
+  assert.equal(fixed.client.url, `${server.url}/ws/doc-1`, 'the token is not part of `url`')
+
+  const calls = []
+  const both = openClient(server.url, { token: 'ignored', getToken: (context) => { calls.push(context); return 'from-getToken' } })
+  await waitFor(() => both.client.synced)
+  assert.equal(tokenOf(server.connections[1].path), 'from-getToken')
+  assert.deepEqual(calls, [{ documentId: 'doc-1', reason: 'connect' }])
+  assert.throws(() => openClient(server.url, { getToken: 'nope' }), /`getToken` must be a function/)
+  assert.throws(() => openClient(server.url, { token: '' }), /`token` must be a non-empty string/)
+})
+
+test('close 4401: getToken is called again and the client reconnects at once, resuming with last_seen_server_seq, epoch and its pending ops', async () => {
+  const { updates } = updatesFor('x')
+  const server = await fake(async (conn) => {
+    const hello = await conn.next()
+    if (conn.index === 0) {
+      assert.equal(tokenOf(conn.path), 'token-1')
+      emptyWelcome(conn)
+      conn.send({ type: 'op', server_seq: 1, client_id: 'other', client_op_id: 1, update: updates[0] })
+      const op = await conn.next()
+      assert.equal(op.client_op_id, 1)
+      // Not acked: the token expires with the op in flight.
+      conn.ws.close(4401, 'token expired')
+    } else {
+      assert.equal(tokenOf(conn.path), 'token-2')
+      assert.deepEqual(hello, { type: 'hello', protocol: 1, client_id: hello.client_id, last_seen_server_seq: 1, epoch: 'e1' })
+      emptyWelcome(conn, { server_seq: 1 })
+      const op = await conn.next()
+      assert.equal(op.client_op_id, 1)
+      conn.send({ type: 'ack', client_op_id: 1, server_seq: 2 })
+    }
+  })
+  const calls = []
+  // A back-off of 5 s: the reconnect must not wait for it.
+  const { client, text, errors } = openClient(server.url, {
+    backoff: { initialMs: 5000, maxMs: 5000 },
+    getToken: async ({ reason }) => { calls.push(reason); return `token-${calls.length}` }
+  })
+  await waitFor(() => client.synced)
+  text.insert(1, 'y')
+  const started = Date.now()
+  await waitFor(() => server.connections.length === 2 && client.pendingCount === 0 && client.synced, { timeout: 3000 })
+  assert.ok(Date.now() - started < 2000)
+  assert.deepEqual(calls, ['connect', 'expired'])
+  assert.deepEqual(errors, [])
+  assert.equal(text.toString(), 'xy')
+  assert.equal(client.lastSeenServerSeq, 2)
+})
+
+test('4401 again right after a refresh: error token_expired and back-off instead of a tight loop', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+    conn.ws.close(4401, 'token expired')
+  })
+  const calls = []
+  const { client, errors } = openClient(server.url, {
+    backoff: { initialMs: 100, maxMs: 400 },
+    getToken: () => { calls.push(Date.now()); return 'stale' }
+  })
+  await waitFor(() => server.connections.length >= 2)
+  await sleep(1000)
+  // At once, then after 200, 400, 400 ms: about 5 in a second, not hundreds.
+  assert.ok(server.connections.length >= 3 && server.connections.length <= 7, `${server.connections.length} connections`)
+  assert.ok([0, 1].includes(calls.length - server.connections.length))
+  assert.ok(errors.length >= 1)
+  assert.ok(errors.every((e) => e.code === 'token_expired' && e.closeCode === 4401), JSON.stringify(errors))
+  client.disconnect()
+})
+
+test('a refresh after a session that lasted is at once again', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+    if (conn.index < 3) {
+      await sleep(1100)
+      conn.ws.close(4401, 'token expired')
+    }
+  })
+  const { client, errors } = openClient(server.url, { backoff: { initialMs: 5000, maxMs: 5000 }, getToken: async () => 't' })
+  await waitFor(() => server.connections.length === 4 && client.synced, { timeout: 8000 })
+  assert.deepEqual(errors, [])
+})
+
+test('with a fixed token, 4401 and 4403 are reported and not retried: it cannot be renewed', async () => {
+  const codes = [4401, 4403]
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+    conn.ws.close(codes[conn.index], conn.index === 0 ? 'token expired' : 'access revoked')
+  })
+  const { client, errors } = openClient(server.url, { token: 'fixed' })
+  await waitFor(() => errors.length === 1)
+  assert.deepEqual(errors, [{ code: 'token_expired', closeCode: 4401, message: 'token expired' }])
+  await sleep(300) // back-off is 20 ms: a retry would have happened by now
+  assert.equal(server.connections.length, 1)
+  assert.equal(client.status, 'disconnected')
+  client.connect()
+  await waitFor(() => errors.length === 2)
+  assert.deepEqual(errors[1], { code: 'access_revoked', closeCode: 4403, message: 'access revoked' })
+  await sleep(300)
+  assert.equal(server.connections.length, 2)
+})
+
+test('close 4403 with getToken: error access_revoked, getToken called again after a back-off; the app may stop there', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+    if (conn.index === 0) conn.ws.close(4403, 'access revoked')
+  })
+  const calls = []
+  const { client, errors } = openClient(server.url, {
+    getToken: async ({ reason }) => { calls.push(reason); return `t${calls.length}` }
+  })
+  await waitFor(() => server.connections.length === 2 && client.synced)
+  assert.deepEqual(errors, [{ code: 'access_revoked', closeCode: 4403, message: 'access revoked' }])
+  assert.deepEqual(calls, ['connect', 'revoked'])
+  assert.equal(tokenOf(server.connections[1].path), 't2')
+
+  // An app that stops on revocation: disconnect() inside getToken.
+  const stopping = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+    conn.ws.close(4403, 'access revoked')
+  })
+  const stopper = openClient(stopping.url, {
+    getToken: async ({ reason }) => {
+      if (reason === 'revoked') {
+        stopper.client.disconnect()
+        throw new Error('signed out')
+      }
+      return 't'
+    }
+  })
+  await waitFor(() => stopper.errors.length === 1)
+  await sleep(300)
+  assert.equal(stopping.connections.length, 1)
+  assert.deepEqual(stopper.errors.map((e) => e.code), ['access_revoked'], 'a getToken failing after disconnect() is not reported')
+  assert.equal(stopper.client.status, 'disconnected')
+})
+
+test('getToken: a non-string is token_failed; disconnect() while it runs opens nothing; connect() asks again', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    emptyWelcome(conn)
+  })
+  let release
+  const answers = [undefined, new Promise((resolve) => { release = resolve }), 'ok']
+  const calls = []
+  const { client, errors } = openClient(server.url, { getToken: (context) => { calls.push(context.reason); return answers[calls.length - 1] } })
+  await waitFor(() => calls.length === 2)
+  assert.deepEqual(errors, [{ code: 'token_failed', message: 'getToken() failed: getToken() gave undefined instead of a token string' }])
+  assert.equal(client.status, 'connecting')
+  client.disconnect()
+  assert.equal(client.status, 'disconnected')
+  release('late')
+  await sleep(100)
+  assert.equal(server.connections.length, 0, 'the token that came after disconnect() is not used')
+  client.connect()
+  await waitFor(() => client.synced)
+  assert.deepEqual(calls, ['connect', 'connect', 'connect'])
+  assert.equal(tokenOf(server.connections[0].path), 'ok')
+})

@@ -60,13 +60,16 @@ export function occurrences (haystack, needle) {
 /**
  * Reads a document's whole op log through the native protocol: a hello
  * with `last_seen_server_seq: 0` gets every op replayed. `WebSocket` is the
- * class of the `ws` package, `url` the server's ws:// base URL. Awareness
- * messages (presence of other sessions) are ignored; anything else but the
- * welcome and `op` messages fails the read. Returns `{ welcome, ops }`.
+ * class of the `ws` package, `url` the server's ws:// base URL, `token` (a
+ * server in token mode) an access token granting at least `read` on the
+ * document, sent as `?token=`. Awareness messages (presence of other
+ * sessions) are ignored; anything else but the welcome and `op` messages
+ * fails the read. Returns `{ welcome, ops }`.
  */
-export function readOpLog ({ WebSocket, url, documentId, timeout = 10000 }) {
+export function readOpLog ({ WebSocket, url, documentId, timeout = 10000, token = null }) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}/ws/${documentId}`)
+    const query = token === null ? '' : `?token=${encodeURIComponent(token)}`
+    const ws = new WebSocket(`${url}/ws/${documentId}${query}`)
     const ops = []
     let welcome = null
     const timer = setTimeout(() => { ws.terminate(); reject(new Error('op log read timed out')) }, timeout)

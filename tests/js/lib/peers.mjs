@@ -83,7 +83,11 @@ export class Peers {
     return peer
   }
 
-  /** A native CollabClient on `documentId` of `server`; `awareness: true` binds a new Awareness. */
+  /**
+   * A native CollabClient on `documentId` of `server`; `awareness: true`
+   * binds a new Awareness; `token` / `getToken` are passed on (a server in
+   * token mode).
+   */
   native (server, documentId, options = {}) {
     const doc = options.doc ?? new Y.Doc()
     const awareness = options.awareness === true ? new Awareness(doc) : (options.awareness ?? null)
@@ -96,7 +100,10 @@ export class Peers {
       WebSocket: tracked.WebSocket,
       backoff: { initialMs: 20, maxMs: 200 },
       awareness,
-      ...(options.clientId ? { clientId: options.clientId } : {})
+      ...(options.clientId ? { clientId: options.clientId } : {}),
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.getToken ? { getToken: options.getToken } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {})
     })
     client.on('error', (e) => errors.push(e))
     const peer = {
@@ -172,10 +179,13 @@ export async function waitConverged (peers, check = () => true, timeout = 10000)
 /**
  * Reads a document's whole op log through the native protocol (every op
  * replayed to a fresh session; awareness messages ignored). Returns the ops
- * and the welcome.
+ * and the welcome. The third argument is the timeout (ms) or `{ timeout,
+ * token }`; a server in token mode needs a `token` that may read the
+ * document.
  */
-export function readOpLog (server, documentId, timeout = 10000) {
-  return readOpLogWith({ WebSocket, url: server.url, documentId, timeout })
+export function readOpLog (server, documentId, options = {}) {
+  const { timeout = 10000, token = null } = typeof options === 'number' ? { timeout: options } : options
+  return readOpLogWith({ WebSocket, url: server.url, documentId, timeout, token })
 }
 
 /** The text a list of logged ops builds. */
