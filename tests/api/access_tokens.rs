@@ -61,6 +61,12 @@ async fn upgrades_need_a_token_that_grants_the_document(backend: Backend) {
                 403,
                 "forbidden",
             ),
+            (
+                format!("{path}?token={long_sub}"),
+                vec![],
+                401,
+                "unauthorized",
+            ),
         ];
         for (path, headers, status, error) in refused {
             let answer = app.upgrade(&path, &headers).await;

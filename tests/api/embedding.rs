@@ -25,8 +25,9 @@ pub fn serve_host(
     (port, handle)
 }
 
-/// A migrated store on the SQLite file of `db`, connected as a host would.
-pub async fn sqlite_store(db: &TestDatabase) -> Store {
+/// A migrated store on `db` (a SQLite file or a PostgreSQL database),
+/// connected as a host would.
+pub async fn host_store(db: &TestDatabase) -> Store {
     let store = Store::connect(
         &DatabaseSettings {
             url: db.url.clone(),
@@ -46,7 +47,7 @@ pub async fn sqlite_store(db: &TestDatabase) -> Store {
 #[actix_web::test]
 async fn the_engine_mounts_under_a_scope_of_a_host_app() {
     let db = TestDatabase::create(&Backend::Sqlite).await;
-    let store = sqlite_store(&db).await;
+    let store = host_store(&db).await;
     let engine = CollabEngine::start(store, EngineOptions::default());
     let mount = engine.configure();
     let (port, handle) = serve_host(move |cfg| {

@@ -9,7 +9,7 @@ use collab_engine::vocabulary::{Access, Permission};
 use collab_engine::{CollabEngine, EngineOptions};
 use futures_util::future::LocalBoxFuture;
 
-use crate::embedding::{serve_host, sqlite_store};
+use crate::embedding::{host_store, serve_host};
 use crate::helpers::{Backend, Editor, TestDatabase, WsClient};
 
 /// The host's rule: cookie `session=alice` writes, `session=bob` reads,
@@ -62,10 +62,11 @@ async fn connect_as(port: u16, user: Option<&str>) -> Result<WsClient, u16> {
     }
 }
 
-#[actix_web::test]
-async fn a_host_authorizer_reading_a_cookie_decides_who_reads_and_writes() {
-    let db = TestDatabase::create(&Backend::Sqlite).await;
-    let store = sqlite_store(&db).await;
+crate::on_both_backends!(a_host_authorizer_reading_a_cookie_decides_who_reads_and_writes);
+
+async fn a_host_authorizer_reading_a_cookie_decides_who_reads_and_writes(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let store = host_store(&db).await;
     let options = EngineOptions {
         authorizer: Arc::new(CookieAuthorizer),
         ..EngineOptions::default()
