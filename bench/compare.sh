@@ -185,6 +185,8 @@ wait_for_port() {
 
 # Starts Collab-Engine on $PORT pinned to $SERVER_CPU over SQLite file $1,
 # durability $2, a snapshot every $3 ops, log filter $4, log file $5.
+# The [limits] made for production (connections and upgrades per IP, ops
+# and bytes per session...) are raised out of the benchmarks' way.
 start_engine() {
     local db=$1 durability=$2 snapshot_every=$3 level=$4 log=$5
     (cd "$ROOT" && \
@@ -195,6 +197,13 @@ start_engine() {
         COLLAB__DOCUMENTS__SNAPSHOT_EVERY_OPS="$snapshot_every" \
         COLLAB__DOCUMENTS__IDLE_UNLOAD_SECS=2 \
         COLLAB__LOGGING__LEVEL="$level" \
+        COLLAB__LIMITS__MAX_SESSIONS_PER_DOCUMENT=1000000 \
+        COLLAB__LIMITS__UPGRADES_PER_IP_PER_SEC=1000000 \
+        COLLAB__LIMITS__MAX_CONNECTIONS_PER_IP=1000000 \
+        COLLAB__LIMITS__OPS_PER_SEC_PER_SESSION=1000000 \
+        COLLAB__LIMITS__BYTES_PER_SEC_PER_SESSION=1099511627776 \
+        COLLAB__LIMITS__AWARENESS_PER_SEC_PER_SESSION=1000000 \
+        COLLAB__LIMITS__DOCUMENTS_CREATED_PER_IP_PER_MIN=1000000 \
         exec taskset -c "$SERVER_CPU" "$ENGINE" --config "$ROOT/settings.toml") >"$log" 2>&1 &
     SERVER_PID=$!
     URL="ws://127.0.0.1:$PORT"; PROTOCOL=native

@@ -10,6 +10,7 @@
 //! - [`load`]: reading the layers, with the origin of every key;
 //! - [`validate`]: the ranges serde cannot express.
 
+mod limits;
 mod load;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use limits::LimitsSettings;
 pub use load::{DEFAULT_FILE, LoadedSettings, Origin, SettingsError};
 pub use validate::InvalidSetting;
 
@@ -148,23 +150,6 @@ impl Default for AuthSettings {
     }
 }
 
-/// `[limits]`: what one client may take.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsSettings {
-    /// Sessions of one document, both routes together; beyond it an
-    /// upgrade gets 429 `document_full`.
-    pub max_sessions_per_document: usize,
-}
-
-impl Default for LimitsSettings {
-    fn default() -> Self {
-        LimitsSettings {
-            max_sessions_per_document: 1000,
-        }
-    }
-}
-
 /// `[debug]`: operator drills and tests.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -199,6 +184,10 @@ pub struct DocumentSettings {
     /// A session this many committed ops behind (its client reads too
     /// slowly) is dropped and closed with 1013; it catches up on reconnect.
     pub max_session_backlog_ops: usize,
+    /// DocumentActors run on this many arbiters (threads), each document
+    /// pinned to one by a hash of its id, so a busy document slows only
+    /// the documents that share its thread; 0: one per core.
+    pub arbiters: usize,
 }
 
 /// `[logging]`.
@@ -275,6 +264,14 @@ impl DocumentSettings {
         )
     }
 
+    /// The number of document arbiters `arbiters` asks for.
+    pub fn arbiter_count(&self) -> usize {
+        match self.arbiters {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// How long a document stays loaded without sessions.
     pub fn idle_unload(&self) -> Duration {
         Duration::from_secs(self.idle_unload_secs)
@@ -294,6 +291,7 @@ impl Default for DocumentSettings {
             restart_backoff_initial_ms: 10,
             restart_backoff_max_ms: 5000,
             max_session_backlog_ops: 50_000,
+            arbiters: 0,
         }
     }
 }

@@ -35,8 +35,8 @@ impl Settings {
             return invalid("server.shutdown_timeout_secs", "must be at least 1");
         }
         self.auth.validate(&self.server.host)?;
-        if self.limits.max_sessions_per_document == 0 {
-            return invalid("limits.max_sessions_per_document", "must be at least 1");
+        if let Some(key) = self.limits.first_zero() {
+            return invalid(key, "must be at least 1");
         }
         if let Some(origin) =
             self.server.allowed_origins.iter().find(|o| {

@@ -17,13 +17,14 @@ impl DocumentActor {
     /// something to write.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
         let snapshot_every = self.settings.snapshot_every_ops;
-        let next = match &self.phase {
-            Phase::Ready(state) | Phase::ShuttingDown(state) => {
+        let (next, create) = match &self.phase {
+            Phase::Ready(state) | Phase::ShuttingDown(state) => (
                 self.pipeline
                     .start(state.head(), state.snapshot_seq(), snapshot_every, || {
                         crdt::encode_full_state(state.doc())
-                    })
-            }
+                    }),
+                state.row_to_create(),
+            ),
             _ => return,
         };
         let (ops, snapshot, expected_head) = match next {
@@ -40,7 +41,13 @@ impl DocumentActor {
         ctx.spawn(
             async move {
                 store
-                    .commit(&id, &ops, snapshot.as_ref(), expected_head)
+                    .commit(
+                        &id,
+                        &ops,
+                        snapshot.as_ref(),
+                        expected_head,
+                        create.as_deref(),
+                    )
                     .await
             }
             .into_actor(self)
@@ -106,6 +113,10 @@ impl DocumentActor {
         let (Phase::Ready(state) | Phase::ShuttingDown(state)) = &mut self.phase else {
             return;
         };
+        if !batch.ops.is_empty() || batch.snapshot_seq.is_some() {
+            // The commit wrote the document's row if it did not exist.
+            state.set_row_stored(true);
+        }
         if let Some(seq) = batch.snapshot_seq {
             state.snapshot_stored(seq);
             log::debug!("document {}: snapshot at {seq} stored", self.id);

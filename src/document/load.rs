@@ -55,7 +55,9 @@ pub(super) async fn load_state(
 ) -> Result<(DocumentState, LoadTimings), LoadError> {
     let mut timings = LoadTimings::default();
     let started = Instant::now();
-    let epoch = store.open_document(id).await?;
+    let stored_epoch = store.document_epoch(id).await?;
+    let row_stored = stored_epoch.is_some();
+    let epoch = stored_epoch.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let snapshots = store.snapshots(id).await?;
     let head = store.head(id).await?;
     timings.read += started.elapsed();
@@ -76,7 +78,10 @@ pub(super) async fn load_state(
         )
         .await
         {
-            Ok(state) => return Ok((state, timings)),
+            Ok(mut state) => {
+                state.set_row_stored(row_stored);
+                return Ok((state, timings));
+            }
             Err(Failure::Restore(e @ RestoreError::BadSnapshot { .. })) => {
                 log::error!(
                     "document {id}: {e}; falling back to an older snapshot or the full log"

@@ -51,7 +51,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::configuration::DocumentSettings;
+use crate::configuration::{DocumentSettings, LimitsSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use awareness::AwarenessRegistry;
@@ -95,6 +95,8 @@ struct Lifecycle {
 pub struct DocumentContext {
     pub store: Store,
     pub settings: Arc<DocumentSettings>,
+    /// `[limits]`: what one session or document may take.
+    pub limits: Arc<LimitsSettings>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -107,6 +109,7 @@ pub struct DocumentActor {
     instance: u64,
     store: Store,
     settings: Arc<DocumentSettings>,
+    limits: Arc<LimitsSettings>,
     manager: Recipient<UnloadRequest>,
     metrics: Arc<Metrics>,
     phase: Phase,
@@ -134,6 +137,7 @@ impl DocumentActor {
         let DocumentContext {
             store,
             settings,
+            limits,
             metrics,
         } = context;
         DocumentActor {
@@ -141,6 +145,7 @@ impl DocumentActor {
             instance,
             store,
             settings,
+            limits,
             manager,
             metrics,
             phase: Phase::Loading,

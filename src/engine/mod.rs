@@ -114,6 +114,7 @@ impl CollabEngine {
         let manager = SessionManager::new(DocumentContext {
             store: store.clone(),
             settings: Arc::new(options.documents.clone()),
+            limits: Arc::new(options.limits.clone()),
             metrics: metrics.clone(),
         })
         .start();
@@ -135,7 +136,7 @@ impl CollabEngine {
             faults,
             authorizer: options.authorizer.clone(),
             allowed_origins: options.allowed_origins.clone().into(),
-            slots: SessionSlots::new(options.max_sessions_per_document),
+            slots: SessionSlots::new(options.limits.max_sessions_per_document),
             admin: AdminState {
                 key: options.admin.key.clone(),
                 token_keys: options.admin.token_keys.clone(),

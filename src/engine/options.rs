@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::EngineError;
 use crate::auth::{AllowAll, Authorizer, Revocations, TokenAuthorizer, TokenKeys};
-use crate::configuration::{AuthMode, DocumentSettings, Settings};
+use crate::configuration::{AuthMode, DocumentSettings, LimitsSettings, Settings};
 use crate::store::Store;
 
 /// The admin API (`POST /api/tokens`, `POST /api/revocations`).
@@ -32,8 +32,8 @@ pub struct EngineOptions {
     pub authorizer: Arc<dyn Authorizer>,
     /// Origins whose pages may open WebSockets (empty: any).
     pub allowed_origins: Vec<String>,
-    /// Sessions of one document at most (both routes).
-    pub max_sessions_per_document: usize,
+    /// What one client, address or document may take (`[limits]`).
+    pub limits: LimitsSettings,
     pub admin: AdminOptions,
     /// Revoked subjects and tokens: consulted by the token authorizer,
     /// extended by [`CollabEngine::revoke`](super::CollabEngine::revoke).
@@ -48,7 +48,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("client_timeout", &self.client_timeout)
             .field("fault_injection", &self.fault_injection)
             .field("allowed_origins", &self.allowed_origins)
-            .field("max_sessions_per_document", &self.max_sessions_per_document)
+            .field("limits", &self.limits)
             .field("admin_key", &self.admin.key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
@@ -63,7 +63,7 @@ impl Default for EngineOptions {
             fault_injection: false,
             authorizer: Arc::new(AllowAll),
             allowed_origins: Vec::new(),
-            max_sessions_per_document: 1000,
+            limits: LimitsSettings::default(),
             admin: AdminOptions::default(),
             revocations: Arc::default(),
         }
@@ -95,7 +95,7 @@ impl EngineOptions {
             fault_injection: settings.debug.fault_injection,
             authorizer,
             allowed_origins: settings.server.allowed_origins.clone(),
-            max_sessions_per_document: settings.limits.max_sessions_per_document,
+            limits: settings.limits.clone(),
             admin: AdminOptions {
                 key: Some(auth.admin_key.clone()).filter(|k| !k.is_empty()),
                 token_keys,

@@ -23,6 +23,15 @@ pub struct ClientHistory {
 }
 
 impl Store {
+    /// The epoch of document `id`, or `None` when nobody ever wrote to it
+    /// (a document's row is written with its first op).
+    pub async fn document_epoch(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(entity::documents::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| row.epoch))
+    }
+
     /// Stored snapshots of document `id`, newest first.
     pub async fn snapshots(&self, id: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         snapshots::Entity::find()

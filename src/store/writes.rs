@@ -23,42 +23,20 @@ const PROBE_DOCUMENT: &str = "\u{1}collab-engine readiness probe";
 const INSERT_CHUNK: usize = 1000;
 
 impl Store {
-    /// Returns the epoch of document `id`, creating the document (with a
-    /// fresh epoch) if it does not exist yet.
-    pub async fn open_document(&self, id: &str) -> Result<String, StoreError> {
-        if let Some(row) = documents::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-        {
-            return Ok(row.epoch);
-        }
-        let epoch = uuid::Uuid::new_v4().simple().to_string();
-        documents::Entity::insert(documents::ActiveModel {
-            id: Set(id.to_owned()),
-            epoch: Set(epoch),
-            created_at: Set(chrono::Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::column(documents::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        documents::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|row| row.epoch)
-            .ok_or_else(|| StoreError::Corrupt(format!("document {id} vanished after insert")))
-    }
-
-    /// there (used after a failed commit whose outcome is unknown).
+    /// Commits `ops` (and `snapshot`, pruning the snapshots below its
+    /// `prune_below`) of document `id` in one transaction. With `create`,
+    /// the document has no row yet: the row is written in the same
+    /// transaction with that epoch (a document nobody wrote to leaves no
+    /// row). With `expected_head`, the log head is checked first and a
+    /// mismatch refused with [`StoreError::HeadMismatch`]: the ops are not
+    /// written there (used after a failed commit whose outcome is unknown).
     pub async fn commit(
         &self,
         id: &str,
         ops: &[Arc<CommittedOp>],
         snapshot: Option<&NewSnapshot>,
         expected_head: Option<u64>,
+        create: Option<&str>,
     ) -> Result<(), StoreError> {
         let fail_after = match &self.faults {
             Some(faults) => faults.commit_starts(id)?,
@@ -72,6 +50,9 @@ impl Store {
             }
         }
         let now = chrono::Utc::now();
+        if let Some(epoch) = create {
+            create_row(&txn, id, epoch, now).await?;
+        }
         for chunk in ops.chunks(INSERT_CHUNK) {
             operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
                 document_id: Set(id.to_owned()),
@@ -156,4 +137,36 @@ impl Store {
         };
         Ok(self.db.begin_with_options(options).await?)
     }
+}
+
+/// Writes the row of document `id` with `epoch` inside `txn`; a row that
+/// exists with another epoch means two writers: refused.
+async fn create_row(
+    txn: &DatabaseTransaction,
+    id: &str,
+    epoch: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    documents::Entity::insert(documents::ActiveModel {
+        id: Set(id.to_owned()),
+        epoch: Set(epoch.to_owned()),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(documents::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    let stored = documents::Entity::find_by_id(id.to_owned())
+        .one(txn)
+        .await?
+        .map(|row| row.epoch);
+    if stored.as_deref() != Some(epoch) {
+        return Err(StoreError::Corrupt(format!(
+            "document {id}: its row was written by another writer (epoch {stored:?}, expected {epoch})"
+        )));
+    }
+    Ok(())
 }

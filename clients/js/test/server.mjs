@@ -29,6 +29,17 @@ const REPO_ROOT = path.resolve(fileURLToPath(new URL('../../../', import.meta.ur
 export const SERVER_BIN = process.env.COLLAB_ENGINE_BIN ?? path.join(REPO_ROOT, 'target', 'debug', 'collab-engine')
 export const SETTINGS = process.env.COLLAB_ENGINE_SETTINGS ?? path.join(REPO_ROOT, 'settings.toml')
 
+/** `[limits]` raised out of the way of the suites (see `_spawn`). */
+export const UNLIMITED = {
+  COLLAB__LIMITS__MAX_CONNECTIONS: '1000000',
+  COLLAB__LIMITS__MAX_CONNECTIONS_PER_IP: '1000000',
+  COLLAB__LIMITS__UPGRADES_PER_IP_PER_SEC: '1000000',
+  COLLAB__LIMITS__OPS_PER_SEC_PER_SESSION: '1000000',
+  COLLAB__LIMITS__BYTES_PER_SEC_PER_SESSION: '1099511627776',
+  COLLAB__LIMITS__AWARENESS_PER_SEC_PER_SESSION: '1000000',
+  COLLAB__LIMITS__DOCUMENTS_CREATED_PER_IP_PER_MIN: '1000000'
+}
+
 const LISTENING = /collab-engine listening on ([0-9.]+):(\d+)/
 const START_TIMEOUT_MS = 15000
 const STOP_TIMEOUT_MS = 15000
@@ -99,6 +110,10 @@ export class TestServer {
       COLLAB__SERVER__SHUTDOWN_TIMEOUT_SECS: '5',
       COLLAB__DATABASE__URL: `sqlite://${this.dbPath}`,
       COLLAB__LOGGING__LEVEL: 'info',
+      // Limits out of the way of suites that open many connections and
+      // documents from 127.0.0.1 at once and type fast; the tests of a
+      // limit set small values through `env`.
+      ...UNLIMITED,
       ...this.extraEnv
     })
     const child = spawn(SERVER_BIN, ['--config', SETTINGS], { env, stdio: ['ignore', 'ignore', 'pipe'] })

@@ -50,6 +50,10 @@ pub struct DocumentState {
     doc: Doc,
     /// The incarnation of the document (from the `documents` row).
     epoch: Arc<str>,
+    /// Whether the `documents` row exists. False for a document nobody
+    /// wrote to yet: its epoch lives in memory until the first commit
+    /// writes the row, so opening an id leaves nothing behind.
+    row_stored: bool,
     /// Highest committed `server_seq`; 0 for an empty document.
     head: u64,
     /// `server_seq` of the newest snapshot in storage (0: none).
@@ -109,6 +113,7 @@ impl DocumentState {
         Ok(DocumentState {
             doc,
             epoch: Arc::from(epoch),
+            row_stored: true,
             head: snapshot_seq,
             snapshot_seq,
             tail: ReplayTail::new(max_replay_ops),
@@ -160,6 +165,17 @@ impl DocumentState {
 
     pub fn epoch(&self) -> &Arc<str> {
         &self.epoch
+    }
+
+    /// The epoch to write the document's row with at the next commit, if
+    /// the row does not exist yet.
+    pub fn row_to_create(&self) -> Option<Arc<str>> {
+        (!self.row_stored).then(|| self.epoch.clone())
+    }
+
+    /// Records whether the document's row exists (see `row_stored`).
+    pub fn set_row_stored(&mut self, stored: bool) {
+        self.row_stored = stored;
     }
 
     pub fn head(&self) -> u64 {

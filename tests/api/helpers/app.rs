@@ -43,9 +43,12 @@ pub fn test_settings(database_url: &str) -> Settings {
             restart_backoff_initial_ms: 10,
             restart_backoff_max_ms: 500,
             max_session_backlog_ops: 50_000,
+            arbiters: 2,
         },
         auth: AuthSettings::default(),
-        limits: LimitsSettings::default(),
+        // Out of the way of tests that open many sessions and documents
+        // from 127.0.0.1 at once; the tests of each limit set small ones.
+        limits: LimitsSettings::unlimited(),
         debug: DebugSettings {
             fault_injection: true,
         },
