@@ -1,7 +1,7 @@
 //! The messages of joined sessions (leave, presence, y-websocket sync) and
 //! of the manager (flush, unload), and the panic drill.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -78,7 +78,11 @@ impl Handler<Unload> for DocumentActor {
         }
         self.phase = Phase::Unloaded;
         self.answer_flush_waiters();
-        ctx.stop();
+        // Answers already under way (a join refused just before, whose
+        // reply is a future of this context) finish first: stopping now
+        // would drop them unanswered. The manager runs on another thread,
+        // so the unload can arrive in the same batch as such a message.
+        ctx.run_later(Duration::ZERO, |_, ctx| ctx.stop());
     }
 }
 

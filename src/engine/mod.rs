@@ -111,12 +111,16 @@ impl CollabEngine {
             (store, None)
         };
         let metrics = Arc::new(Metrics::default());
-        let manager = SessionManager::new(DocumentContext {
-            store: store.clone(),
-            settings: Arc::new(options.documents.clone()),
-            limits: Arc::new(options.limits.clone()),
-            metrics: metrics.clone(),
-        })
+        let arbiters = options.documents.arbiter_count();
+        let manager = SessionManager::new(
+            DocumentContext {
+                store: store.clone(),
+                settings: Arc::new(options.documents.clone()),
+                limits: Arc::new(options.limits.clone()),
+                metrics: metrics.clone(),
+            },
+            arbiters,
+        )
         .start();
         checkpoint::spawn(store.clone(), Arc::downgrade(&metrics));
         let routes = RouteState {

@@ -9,6 +9,7 @@
 //! counts what it forwarded, the document counts what it received
 //! ([`Forwarded`]), and the unload is granted only when both agree.
 
+mod arbiters;
 mod documents;
 mod memory;
 mod messages;
@@ -24,6 +25,7 @@ use crate::document::{
     DocumentActor, DocumentContext, DocumentEvent, Flush, Forwarded, Unload, UnloadRequest,
 };
 use crate::vocabulary::{JoinError, Refusal, SessionId, close_code};
+use arbiters::DocumentArbiters;
 pub use documents::Documents;
 use memory::release_memory;
 pub use messages::*;
@@ -49,6 +51,8 @@ struct DocumentEntry {
 pub struct SessionManager {
     /// Given to every document actor it starts.
     context: DocumentContext,
+    /// The threads document actors run on.
+    arbiters: DocumentArbiters,
     /// Loaded documents. An entry exists exactly while its actor may serve.
     documents: HashMap<Arc<str>, DocumentEntry>,
     /// Every open session, joined or not, so shutdown can close them all.
@@ -64,9 +68,14 @@ pub struct SessionManager {
 }
 
 impl SessionManager {
-    pub fn new(context: DocumentContext) -> Self {
+    /// A manager whose documents run on `arbiters` threads (at least 1).
+    /// Must be called inside a running actix system.
+    pub fn new(context: DocumentContext, arbiters: usize) -> Self {
+        let arbiters = DocumentArbiters::new(arbiters);
+        log::info!("documents run on {} arbiter threads", arbiters.len());
         SessionManager {
             context,
+            arbiters,
             documents: HashMap::new(),
             sessions: HashMap::new(),
             failed_until: HashMap::new(),
@@ -108,6 +117,7 @@ impl SessionManager {
     fn document(&mut self, id: &Arc<str>, ctx: &mut Context<Self>) -> &mut DocumentEntry {
         let next_instance = &mut self.next_instance;
         let context = &self.context;
+        let arbiters = &self.arbiters;
         self.documents.entry(id.clone()).or_insert_with(|| {
             *next_instance += 1;
             let instance = *next_instance;
@@ -115,8 +125,9 @@ impl SessionManager {
             let manager = ctx.address().recipient();
             let doc_id = id.clone();
             log::debug!("document {id} starting (instance {instance})");
-            let addr =
-                Supervisor::start(move |_| DocumentActor::new(doc_id, instance, context, manager));
+            let addr = Supervisor::start_in_arbiter(&arbiters.for_document(id), move |_| {
+                DocumentActor::new(doc_id, instance, context, manager)
+            });
             DocumentEntry {
                 addr,
                 instance,

@@ -13,6 +13,7 @@ mod contention;
 mod document_api;
 mod embedding;
 mod embedding_auth;
+mod empty_documents;
 mod faults;
 mod lifecycle;
 mod outage;
