@@ -53,6 +53,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod protocols;
+pub mod rate;
 pub mod session_manager;
 pub mod startup;
 pub mod store;

@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, middleware};
 use crate::configuration::Settings;
 use crate::engine::{CollabEngine, EngineError};
 use crate::http;
-use crate::transport::tcp_nodelay;
+use crate::transport::{raise_file_limit, tcp_nodelay};
 
 /// How long the HTTP server waits for connections still open once the
 /// engine has closed its sessions.
@@ -71,6 +71,7 @@ impl Application {
     /// Connects the database, starts the engine and binds the listener
     /// (port 0 picks a free port; see [`Application::port`]).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        raise_file_limit(settings.limits.max_connections);
         let engine = CollabEngine::from_settings(&settings).await?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

@@ -49,7 +49,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
 use crate::store::{Store, StoreError, checkpoint};
 pub use crate::transport::tcp_nodelay;
-use crate::transport::{SessionConfig, SessionSlots};
+use crate::transport::{ConnectionLimits, SessionConfig, SessionSlots};
 
 mod options;
 
@@ -141,6 +141,7 @@ impl CollabEngine {
             authorizer: options.authorizer.clone(),
             allowed_origins: options.allowed_origins.clone().into(),
             slots: SessionSlots::new(options.limits.max_sessions_per_document),
+            connections: ConnectionLimits::new(&options.limits),
             admin: AdminState {
                 key: options.admin.key.clone(),
                 token_keys: options.admin.token_keys.clone(),

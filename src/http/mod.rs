@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::session_manager::Documents;
 use crate::store::Store;
 use crate::store::faults::CommitFaults;
-use crate::transport::{SessionConfig, SessionSlots};
+use crate::transport::{ConnectionLimits, SessionConfig, SessionSlots};
 
 /// What the routes share. Cheap to clone.
 #[derive(Clone)]
@@ -41,6 +41,9 @@ pub struct RouteState {
     pub allowed_origins: Arc<[String]>,
     /// Sessions per document, and the limit.
     pub slots: Arc<SessionSlots>,
+    /// Connections of the server and per address, upgrade and document
+    /// creation rates per address.
+    pub connections: Arc<ConnectionLimits>,
     /// The admin API's key, token keys and revocations.
     pub admin: admin::AdminState,
 }

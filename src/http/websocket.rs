@@ -1,7 +1,9 @@
 //! `GET /ws/{document_id}` (native protocol) and `GET /yjs/{document_id}`
 //! (y-websocket). Before any upgrade, in this order: the document id
-//! (400), shutdown (503), the `Origin` (403), the authorizer (401/403), the
-//! document's session limit (429).
+//! (400), shutdown (503), the server's and the address's connection limits
+//! and upgrade rate (503/429), the `Origin` (403), the authorizer
+//! (401/403), the document's session limit (429), and for a document that
+//! does not exist yet the address's document creation rate (429).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,6 +17,7 @@ use crate::auth::Denied;
 use crate::protocols::SessionProtocol;
 use crate::protocols::native::NativeProtocol;
 use crate::protocols::yjs::YjsProtocol;
+use crate::transport::connections::Refused;
 use crate::transport::{self, NewSession};
 use crate::vocabulary::validate_document_id;
 
@@ -45,6 +48,17 @@ pub async fn upgrade<P: SessionProtocol>(
             "the server is shutting down",
         ));
     }
+    let ip = req.peer_addr().map(|addr| addr.ip());
+    // Only WebSocket handshakes are counted (a plain GET is answered 400
+    // by the handshake below, after the same checks).
+    let connection = if is_websocket_upgrade(&req) {
+        match state.connections.admit(ip) {
+            Ok(permit) => Some(permit),
+            Err(refused) => return Ok(refusal_response(&refused)),
+        }
+    } else {
+        None
+    };
     if let Some(refused) = refuse_origin(&req, &state.allowed_origins) {
         return Ok(refused);
     }
@@ -85,14 +99,49 @@ pub async fn upgrade<P: SessionProtocol>(
             &message,
         ));
     };
+    if state.slots.count(&document_id) == 1
+        && let Err(refused) = count_creation(&state, &document_id, ip).await
+    {
+        return Ok(refusal_response(&refused));
+    }
     let session = NewSession {
         protocol: P::for_access(&access),
         id: state.next_session_id.fetch_add(1, Ordering::Relaxed),
         document_id,
         access,
         slot,
+        connection,
     };
     transport::start(session, &state.session, &req, stream)
+}
+
+/// Counts the opening of `document_id` against the creation rate of `ip`
+/// when the document does not exist yet (nobody ever wrote to it). When
+/// the database cannot say, the upgrade goes ahead: the join will tell.
+async fn count_creation(
+    state: &RouteState,
+    document_id: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Refused> {
+    match state.store.document_epoch(document_id).await {
+        Ok(Some(_)) | Err(_) => Ok(()),
+        Ok(None) => state.connections.create_document(ip),
+    }
+}
+
+/// Whether `req` asks for a WebSocket (`Upgrade: websocket`).
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The answer to an upgrade refused by a connection limit.
+fn refusal_response(refused: &Refused) -> HttpResponse {
+    let status = StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    log::debug!("upgrade refused: {refused}");
+    error_response(status, refused.code(), &refused.to_string())
 }
 
 /// 403 for a browser page of an origin not in `allowed` (cross-site

@@ -4,12 +4,14 @@
 //! [`oversize`]) and the TCP setting of accepted connections
 //! ([`tcp_nodelay`]).
 
+pub mod connections;
 pub mod fragments;
 pub mod oversize;
 pub mod slots;
 mod tcp;
 mod ws_session;
 
+pub use connections::{ConnectionLimits, ConnectionPermit};
 pub use slots::{SessionSlot, SessionSlots};
-pub use tcp::tcp_nodelay;
+pub use tcp::{raise_file_limit, tcp_nodelay};
 pub use ws_session::{NewSession, SessionConfig, WsSession, start};

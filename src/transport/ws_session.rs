@@ -22,6 +22,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
+use super::connections::ConnectionPermit;
 use super::fragments::{Fragments, Reassembled, close_reason};
 use super::oversize::OversizeReports;
 use super::slots::SessionSlot;
@@ -56,6 +57,9 @@ pub struct NewSession<P> {
     pub access: Access,
     /// Its place on the document.
     pub slot: SessionSlot,
+    /// Its place among the server's and its address's connections (`None`
+    /// for a request that is no WebSocket handshake: it is refused).
+    pub connection: Option<ConnectionPermit>,
 }
 
 /// Upgrades `req` to the session `new`.
@@ -71,6 +75,7 @@ pub fn start<P: SessionProtocol>(
         document_id: new.document_id,
         access: new.access,
         _slot: new.slot,
+        _connection: new.connection,
         config: config.clone(),
         protocol: new.protocol,
         document: None,
@@ -92,6 +97,7 @@ pub struct WsSession<P: SessionProtocol> {
     access: Access,
     /// Counts the session on its document while it lives.
     _slot: SessionSlot,
+    _connection: Option<ConnectionPermit>,
     document_id: Arc<str>,
     config: SessionConfig,
     protocol: P,

@@ -9,6 +9,7 @@ mod access_sessions;
 mod access_tokens;
 mod bad_input;
 mod configuration;
+mod connection_limits;
 mod contention;
 mod document_api;
 mod embedding;
