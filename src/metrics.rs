@@ -16,6 +16,8 @@ pub struct Metrics {
     documents_loaded: AtomicU64,
     slow_sessions_dropped: AtomicU64,
     messages_too_large: AtomicU64,
+    sessions_throttled: AtomicU64,
+    ops_refused_document_too_large: AtomicU64,
     /// The latest commit of any document failed, and no commit (nor a
     /// readiness probe) has succeeded since.
     commits_failing: AtomicBool,
@@ -42,6 +44,12 @@ pub struct MetricsSnapshot {
     /// Messages refused for being over `documents.max_message_bytes`
     /// (each closed its session with 1009).
     pub messages_too_large: u64,
+    /// Times a session stopped reading its client for being ahead of
+    /// `limits.ops_per_sec_per_session` or `bytes_per_sec_per_session`.
+    pub sessions_throttled: u64,
+    /// Ops refused because the document would grow past
+    /// `limits.max_document_bytes` or `max_pending_update_bytes`.
+    pub ops_refused_document_too_large: u64,
 }
 
 impl Metrics {
@@ -85,6 +93,15 @@ impl Metrics {
         self.messages_too_large.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn session_throttled(&self) {
+        self.sessions_throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn op_refused_document_too_large(&self) {
+        self.ops_refused_document_too_large
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -95,6 +112,10 @@ impl Metrics {
             documents_loaded: self.documents_loaded.load(Ordering::Relaxed),
             slow_sessions_dropped: self.slow_sessions_dropped.load(Ordering::Relaxed),
             messages_too_large: self.messages_too_large.load(Ordering::Relaxed),
+            sessions_throttled: self.sessions_throttled.load(Ordering::Relaxed),
+            ops_refused_document_too_large: self
+                .ops_refused_document_too_large
+                .load(Ordering::Relaxed),
         }
     }
 }

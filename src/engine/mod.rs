@@ -49,7 +49,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
 use crate::store::{Store, StoreError, checkpoint};
 pub use crate::transport::tcp_nodelay;
-use crate::transport::{ConnectionLimits, SessionConfig, SessionSlots};
+use crate::transport::{ConnectionLimits, SessionConfig, SessionRates, SessionSlots};
 
 mod options;
 
@@ -131,6 +131,10 @@ impl CollabEngine {
                 client_timeout: options.client_timeout,
                 metrics: metrics.clone(),
                 oversize: Arc::default(),
+                rates: SessionRates {
+                    ops_per_sec: options.limits.ops_per_sec_per_session,
+                    bytes_per_sec: options.limits.bytes_per_sec_per_session,
+                },
             },
             metrics: metrics.clone(),
             documents: Documents::new(manager.clone()),

@@ -6,12 +6,16 @@
 
 pub mod connections;
 pub mod fragments;
+pub mod inbound_rate;
 pub mod oversize;
+mod session_config;
 pub mod slots;
 mod tcp;
 mod ws_session;
 
 pub use connections::{ConnectionLimits, ConnectionPermit};
+pub use inbound_rate::SessionRates;
+pub use session_config::{NewSession, SessionConfig};
 pub use slots::{SessionSlot, SessionSlots};
 pub use tcp::{raise_file_limit, tcp_nodelay};
-pub use ws_session::{NewSession, SessionConfig, WsSession, start};
+pub use ws_session::{WsSession, start};

@@ -24,43 +24,16 @@ use actix_web_actors::ws;
 
 use super::connections::ConnectionPermit;
 use super::fragments::{Fragments, Reassembled, close_reason};
-use super::oversize::OversizeReports;
+use super::inbound_rate::InboundRate;
+use super::session_config::{NewSession, SessionConfig};
 use super::slots::SessionSlot;
 use crate::document::{
     DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness, RelayAwareness,
     SubmitOp, Submitter, SyncStateVector,
 };
-use crate::metrics::Metrics;
 use crate::protocols::{Action, JoinRequest, SessionProtocol};
-use crate::session_manager::{Join, RegisterSession, SessionManager, UnregisterSession};
+use crate::session_manager::{Join, RegisterSession, UnregisterSession};
 use crate::vocabulary::{Access, Frame, JoinError, SessionId, close_code};
-
-/// What a session needs from the engine.
-#[derive(Clone)]
-pub struct SessionConfig {
-    pub manager: Addr<SessionManager>,
-    pub max_message_bytes: usize,
-    pub heartbeat_interval: Duration,
-    pub client_timeout: Duration,
-    pub metrics: Arc<Metrics>,
-    /// Which addresses recently had an oversized message logged.
-    pub oversize: Arc<OversizeReports>,
-}
-
-/// A session about to start: everything the upgrade route decided.
-pub struct NewSession<P> {
-    pub protocol: P,
-    pub id: SessionId,
-    /// Already validated.
-    pub document_id: Arc<str>,
-    /// What the authorizer granted.
-    pub access: Access,
-    /// Its place on the document.
-    pub slot: SessionSlot,
-    /// Its place among the server's and its address's connections (`None`
-    /// for a request that is no WebSocket handshake: it is refused).
-    pub connection: Option<ConnectionPermit>,
-}
 
 /// Upgrades `req` to the session `new`.
 pub fn start<P: SessionProtocol>(
@@ -82,6 +55,7 @@ pub fn start<P: SessionProtocol>(
         closed: false,
         last_alive: Instant::now(),
         fragments: Fragments::default(),
+        rate: InboundRate::new(config.rates),
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(config.max_message_bytes)
@@ -109,6 +83,8 @@ pub struct WsSession<P: SessionProtocol> {
     last_alive: Instant,
     /// A message split over continuation frames, being reassembled.
     fragments: Fragments,
+    /// How far ahead of its ops and bytes rates the client is.
+    rate: InboundRate,
 }
 
 impl<P: SessionProtocol> WsSession<P> {
@@ -127,6 +103,7 @@ impl<P: SessionProtocol> WsSession<P> {
                     update,
                     skip_if_redundant,
                 } => {
+                    self.rate.op();
                     if let Some(document) = &self.document {
                         document.do_send(SubmitOp {
                             submitter: Submitter::Session(self.id),
@@ -367,6 +344,42 @@ impl<P: SessionProtocol> StreamHandler<Result<ws::Message, ws::ProtocolError>> f
         if self.closed {
             return;
         }
+        match &item {
+            Ok(ws::Message::Text(text)) => self.rate.message(text.len()),
+            Ok(ws::Message::Binary(data)) => self.rate.message(data.len()),
+            Ok(ws::Message::Continuation(
+                actix_http::ws::Item::FirstText(data)
+                | actix_http::ws::Item::FirstBinary(data)
+                | actix_http::ws::Item::Continue(data)
+                | actix_http::ws::Item::Last(data),
+            )) => self.rate.message(data.len()),
+            _ => {}
+        }
+        self.on_message(item, ctx);
+        if let Some(wait) = self.rate.pause()
+            && !self.closed
+        {
+            // Ahead of its rate: read nothing more from this client (nor
+            // anything else) until it is back within it.
+            self.config.metrics.session_throttled();
+            log::debug!(
+                "{} session {} on {}: over its rate; not reading for {} ms",
+                P::NAME,
+                self.id,
+                self.document_id,
+                wait.as_millis()
+            );
+            ctx.wait(actix_web::rt::time::sleep(wait).into_actor(self));
+        }
+    }
+}
+
+impl<P: SessionProtocol> WsSession<P> {
+    fn on_message(
+        &mut self,
+        item: Result<ws::Message, ws::ProtocolError>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         match item {
             Ok(ws::Message::Text(text)) => self.with_protocol(ctx, |p, out| p.on_text(&text, out)),
             Ok(ws::Message::Binary(data)) => {

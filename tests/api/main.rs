@@ -22,5 +22,6 @@ mod oversize;
 mod process;
 mod reconnect;
 mod room_names;
+mod session_rates;
 mod sync;
 mod yjs;

@@ -11,6 +11,7 @@ mod oplog;
 mod peer;
 mod process;
 mod slow_client;
+mod watcher;
 mod ws;
 
 pub use app::*;
@@ -20,4 +21,5 @@ pub use oplog::*;
 pub use peer::*;
 pub use process::*;
 pub use slow_client::*;
+pub use watcher::*;
 pub use ws::*;
