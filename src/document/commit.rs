@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::pipeline::{Batch, NextCommit, answer};
 use super::submit::answer_duplicate;
+use super::events::BacklogLimits;
 use super::subscribers::TooSlow;
 use super::{Committed, DocumentActor, Phase};
 use crate::crdt;
@@ -110,6 +111,7 @@ impl DocumentActor {
     /// Applies a committed batch, answers its senders (acks through the
     /// broadcast, replies directly) and broadcasts it.
     fn apply_and_broadcast(&mut self, batch: Batch) {
+        let backlog_limits = self.backlog_limits();
         let (Phase::Ready(state) | Phase::ShuttingDown(state)) = &mut self.phase else {
             return;
         };
@@ -133,7 +135,7 @@ impl DocumentActor {
             Vec::new()
         } else {
             self.subscribers
-                .broadcast_committed(&batch.ops, self.settings.max_session_backlog_ops)
+                .broadcast_committed(&batch.ops, backlog_limits)
         };
         for sender in batch.duplicates {
             let server_seq = state.committed_seq_of(&sender.client_id, sender.client_op_id);
@@ -144,11 +146,20 @@ impl DocumentActor {
         }
     }
 
+    /// How far behind a subscriber may fall before it is dropped.
+    fn backlog_limits(&self) -> BacklogLimits {
+        BacklogLimits {
+            ops: self.settings.max_session_backlog_ops,
+            bytes: usize::try_from(self.limits.max_session_backlog_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
     /// Stops sending to a subscriber that does not keep up: what it was
     /// sent stays queued for it, then it is closed with 1013 and catches up
     /// by replay or snapshot when it reconnects. Memory stays bounded.
     fn drop_slow_subscriber(&mut self, target: TooSlow) {
-        let behind = self.subscribers.backlog(target);
+        let (ops, bytes) = self.subscribers.backlog(target);
+        let behind = format!("{ops} ops ({bytes} bytes)");
         self.metrics.slow_session_dropped();
         match target {
             TooSlow::Session(session_id) => {
@@ -156,7 +167,7 @@ impl DocumentActor {
                     return;
                 };
                 log::warn!(
-                    "document {}: session {session_id} (client {}) is {behind} ops behind; \
+                    "document {}: session {session_id} (client {}) is {behind} behind; \
                      dropping it (close 1013)",
                     self.id,
                     session.client_id,
@@ -166,7 +177,7 @@ impl DocumentActor {
             TooSlow::Listener(listener_id) => {
                 self.subscribers.drop_slow(target);
                 log::warn!(
-                    "document {}: listener {listener_id} is {behind} ops behind; dropping it \
+                    "document {}: listener {listener_id} is {behind} behind; dropping it \
                      (close 1013)",
                     self.id,
                 );

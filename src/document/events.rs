@@ -74,29 +74,57 @@ pub enum DocumentEvent {
     Close { code: u16, reason: String },
 }
 
-/// How many committed ops a document has sent to a subscriber that it has
-/// not handled yet. A session whose client reads too slowly stops handling
-/// its mailbox (the socket does not drain), so its backlog grows; past
-/// `documents.max_session_backlog_ops` the document drops it.
+/// How many committed ops, and how many bytes of their updates, a
+/// document has sent to a subscriber that it has not handled yet. A
+/// session whose client reads too slowly stops handling its mailbox (the
+/// socket does not drain), so its backlog grows; past
+/// `documents.max_session_backlog_ops` or `limits.max_session_backlog_bytes`
+/// the document drops it.
 #[derive(Debug, Clone, Default)]
-pub struct Backlog(Arc<AtomicUsize>);
+pub struct Backlog(Arc<BacklogCounts>);
+
+#[derive(Debug, Default)]
+struct BacklogCounts {
+    ops: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// How far behind a subscriber may fall.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogLimits {
+    pub ops: usize,
+    pub bytes: usize,
+}
 
 impl Backlog {
     /// Ops sent and not yet handled.
     pub fn len(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.0.ops.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the updates of those ops.
+    pub fn bytes(&self) -> usize {
+        self.0.bytes.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Counts `ops` more until the returned ticket is dropped.
-    pub fn ticket(&self, ops: usize) -> BacklogTicket {
-        self.0.fetch_add(ops, Ordering::Relaxed);
+    /// Whether `ops` more ops of `bytes` bytes would stay within `limits`.
+    pub fn has_room(&self, ops: usize, bytes: usize, limits: BacklogLimits) -> bool {
+        self.len() + ops <= limits.ops && self.bytes() + bytes <= limits.bytes
+    }
+
+    /// Counts `ops` more ops of `bytes` bytes until the returned ticket is
+    /// dropped.
+    pub fn ticket(&self, ops: usize, bytes: usize) -> BacklogTicket {
+        self.0.ops.fetch_add(ops, Ordering::Relaxed);
+        self.0.bytes.fetch_add(bytes, Ordering::Relaxed);
         BacklogTicket {
-            counter: self.0.clone(),
+            counts: self.0.clone(),
             ops,
+            bytes,
         }
     }
 }
@@ -104,13 +132,15 @@ impl Backlog {
 /// Part of a [`Backlog`], released when the event carrying it is dropped.
 #[derive(Debug)]
 pub struct BacklogTicket {
-    counter: Arc<AtomicUsize>,
+    counts: Arc<BacklogCounts>,
     ops: usize,
+    bytes: usize,
 }
 
 impl Drop for BacklogTicket {
     fn drop(&mut self) {
-        self.counter.fetch_sub(self.ops, Ordering::Relaxed);
+        self.counts.ops.fetch_sub(self.ops, Ordering::Relaxed);
+        self.counts.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -121,12 +151,17 @@ mod tests {
     #[test]
     fn tickets_count_until_dropped() {
         let backlog = Backlog::default();
-        let a = backlog.ticket(3);
-        let b = backlog.ticket(2);
-        assert_eq!(backlog.len(), 5);
+        let a = backlog.ticket(3, 300);
+        let b = backlog.ticket(2, 20);
+        assert_eq!((backlog.len(), backlog.bytes()), (5, 320));
+        let limits = BacklogLimits { ops: 6, bytes: 330 };
+        assert!(backlog.has_room(1, 10, limits));
+        assert!(!backlog.has_room(2, 0, limits), "ops");
+        assert!(!backlog.has_room(1, 11, limits), "bytes");
         drop(a);
-        assert_eq!(backlog.len(), 2);
+        assert_eq!((backlog.len(), backlog.bytes()), (2, 20));
         drop(b);
         assert!(backlog.is_empty());
+        assert_eq!(backlog.bytes(), 0);
     }
 }

@@ -55,7 +55,7 @@ use crate::configuration::{DocumentSettings, LimitsSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use awareness::AwarenessRegistry;
-pub use events::{Backlog, BacklogTicket, CatchUp, DocumentEvent, Welcome};
+pub use events::{Backlog, BacklogLimits, BacklogTicket, CatchUp, DocumentEvent, Welcome};
 pub use messages::*;
 use pipeline::CommitPipeline;
 use state::DocumentState;

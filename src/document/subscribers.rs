@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::Recipient;
 
-use super::events::{Backlog, DocumentEvent};
+use super::events::{Backlog, BacklogLimits, DocumentEvent};
 use crate::vocabulary::{Access, CommittedOp, Permission, Refusal, SessionId, close_code};
 
 /// Where one subscriber's events go.
@@ -45,13 +45,18 @@ impl Outbox {
         }
     }
 
-    /// Sends `ops` unless that takes the backlog past `limit`; `false`
-    /// when the subscriber is too slow.
-    fn deliver_committed(&mut self, ops: &Arc<[Arc<CommittedOp>]>, limit: usize) -> bool {
-        if self.backlog.len() + ops.len() > limit {
+    /// Sends `ops` (of `bytes` bytes of updates) unless that takes the
+    /// backlog past `limits`; `false` when the subscriber is too slow.
+    fn deliver_committed(
+        &mut self,
+        ops: &Arc<[Arc<CommittedOp>]>,
+        bytes: usize,
+        limits: BacklogLimits,
+    ) -> bool {
+        if !self.backlog.has_room(ops.len(), bytes, limits) {
             return false;
         }
-        let ticket = self.backlog.ticket(ops.len());
+        let ticket = self.backlog.ticket(ops.len(), bytes);
         self.deliver(DocumentEvent::Committed {
             ops: ops.clone(),
             ticket,
@@ -201,22 +206,23 @@ impl Subscribers {
     }
 
     /// Sends committed `ops` (one shared list) to every session and
-    /// listener whose backlog stays within `limit`; returns the others.
+    /// listener whose backlog stays within `limits`; returns the others.
     pub fn broadcast_committed(
         &mut self,
         ops: &Arc<[Arc<CommittedOp>]>,
-        limit: usize,
+        limits: BacklogLimits,
     ) -> Vec<TooSlow> {
+        let bytes = ops.iter().map(|op| op.update.len()).sum();
         let mut too_slow = Vec::new();
         for (id, session) in self.sessions.iter_mut() {
-            if !session.outbox.deliver_committed(ops, limit) {
+            if !session.outbox.deliver_committed(ops, bytes, limits) {
                 too_slow.push(TooSlow::Session(*id));
             }
         }
         // A listener whose actor is gone will never unsubscribe: forget it.
         self.prune_gone_listeners();
         for (id, listener) in self.listeners.iter_mut() {
-            if !listener.deliver_committed(ops, limit) {
+            if !listener.deliver_committed(ops, bytes, limits) {
                 too_slow.push(TooSlow::Listener(*id));
             }
         }
@@ -232,13 +238,13 @@ impl Subscribers {
         before - self.listeners.len()
     }
 
-    /// Ops of `session_id` sent and not yet handled.
-    pub fn backlog(&self, target: TooSlow) -> usize {
+    /// Ops of `target` sent and not yet handled, and their bytes.
+    pub fn backlog(&self, target: TooSlow) -> (usize, usize) {
         match target {
             TooSlow::Session(id) => self.sessions.get(&id).map(|s| &s.outbox),
             TooSlow::Listener(id) => self.listeners.get(&id),
         }
-        .map_or(0, |outbox| outbox.backlog.len())
+        .map_or((0, 0), |outbox| (outbox.backlog.len(), outbox.backlog.bytes()))
     }
 
     /// Removes a subscriber that does not keep up: what it was sent stays

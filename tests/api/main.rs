@@ -18,6 +18,7 @@ mod empty_documents;
 mod faults;
 mod lifecycle;
 mod outage;
+mod outbound_limits;
 mod oversize;
 mod process;
 mod reconnect;
