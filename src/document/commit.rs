@@ -4,9 +4,9 @@
 
 use actix::prelude::*;
 
+use super::events::BacklogLimits;
 use super::pipeline::{Batch, NextCommit, answer};
 use super::submit::answer_duplicate;
-use super::events::BacklogLimits;
 use super::subscribers::TooSlow;
 use super::{Committed, DocumentActor, Phase};
 use crate::crdt;
@@ -120,7 +120,7 @@ impl DocumentActor {
             state.set_row_stored(true);
         }
         if let Some(seq) = batch.snapshot_seq {
-            state.snapshot_stored(seq);
+            state.snapshot_stored(seq, batch.snapshot_bytes);
             log::debug!("document {}: snapshot at {seq} stored", self.id);
         }
         state.apply_committed(&batch.ops);

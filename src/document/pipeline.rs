@@ -73,6 +73,8 @@ pub(super) struct Batch {
     pub duplicates: Vec<Sender>,
     /// The seq of the snapshot written with the batch, if any.
     pub snapshot_seq: Option<u64>,
+    /// That snapshot's size in bytes (0 without one).
+    pub snapshot_bytes: usize,
 }
 
 /// What the pipeline wants written next.
@@ -106,6 +108,9 @@ pub(super) struct CommitPipeline {
     /// Write a snapshot with the next transaction even if not due (unload,
     /// shutdown).
     snapshot_wanted: bool,
+    /// Bytes of the updates of accepted ops not committed yet (pending
+    /// and in flight), for `limits.max_document_bytes`.
+    uncommitted_bytes: u64,
 }
 
 impl CommitPipeline {
@@ -120,7 +125,15 @@ impl CommitPipeline {
     }
 
     pub fn push(&mut self, item: PipelineItem) {
+        if let PipelineItem::Op { update, .. } = &item {
+            self.uncommitted_bytes += update.len() as u64;
+        }
         self.pending.push(item);
+    }
+
+    /// Bytes of accepted updates not committed yet.
+    pub fn uncommitted_bytes(&self) -> u64 {
+        self.uncommitted_bytes
     }
 
     /// Asks for a snapshot with the next transaction, due or not.
@@ -182,6 +195,7 @@ impl CommitPipeline {
             senders,
             duplicates,
             snapshot_seq: snapshot.as_ref().map(|s| s.server_seq),
+            snapshot_bytes: snapshot.as_ref().map_or(0, |s| s.state.len()),
         });
         if !write {
             return NextCommit::AnswerOnly;
@@ -199,6 +213,8 @@ impl CommitPipeline {
     /// get one too.
     pub fn finished(&mut self, final_flush: bool) -> Option<Batch> {
         let batch = self.in_flight.take()?;
+        let committed: u64 = batch.ops.iter().map(|op| op.update.len() as u64).sum();
+        self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(committed);
         self.verify_head = false;
         if batch.snapshot_seq.is_some() && !final_flush {
             self.snapshot_wanted = false;
@@ -221,6 +237,7 @@ impl CommitPipeline {
     }
 
     fn drain(&mut self) -> Vec<Sender> {
+        self.uncommitted_bytes = 0;
         let mut senders = Vec::new();
         if let Some(batch) = self.in_flight.take() {
             senders.extend(batch.senders);

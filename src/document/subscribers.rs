@@ -244,7 +244,9 @@ impl Subscribers {
             TooSlow::Session(id) => self.sessions.get(&id).map(|s| &s.outbox),
             TooSlow::Listener(id) => self.listeners.get(&id),
         }
-        .map_or((0, 0), |outbox| (outbox.backlog.len(), outbox.backlog.bytes()))
+        .map_or((0, 0), |outbox| {
+            (outbox.backlog.len(), outbox.backlog.bytes())
+        })
     }
 
     /// Removes a subscriber that does not keep up: what it was sent stays

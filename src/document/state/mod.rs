@@ -17,6 +17,7 @@ use super::client_marks::{ClientMarks, OpDisposition};
 use super::replay_tail::ReplayTail;
 use crate::crdt::{self, BadStateVector};
 use crate::vocabulary::CommittedOp;
+use size::DocumentSize;
 
 /// Logged ops applied per yrs transaction when a document is rebuilt. yrs
 /// integrates a long run of updates in one transaction several times more
@@ -67,6 +68,8 @@ pub struct DocumentState {
     state_cache: Option<(u64, Bytes, Option<Arc<str>>)>,
     /// The delete set at `.0`, for [`DocumentState::is_redundant`].
     deleted_cache: Option<(u64, IdSet)>,
+    /// How big the state is (estimated) and what yrs holds pending.
+    size: DocumentSize,
 }
 
 impl DocumentState {
@@ -99,6 +102,7 @@ impl DocumentState {
         max_replay_ops: u64,
     ) -> Result<DocumentState, RestoreError> {
         let doc = Doc::new();
+        let mut size = DocumentSize::default();
         let snapshot_seq = match snapshot {
             Some((server_seq, state)) => {
                 let bad = |reason: String| RestoreError::BadSnapshot { server_seq, reason };
@@ -106,6 +110,7 @@ impl DocumentState {
                 doc.transact_mut()
                     .apply_update(update)
                     .map_err(|e| bad(e.to_string()))?;
+                size.snapshot(state.len());
                 server_seq
             }
             None => 0,
@@ -120,6 +125,7 @@ impl DocumentState {
             marks: ClientMarks::default(),
             state_cache: None,
             deleted_cache: None,
+            size,
         })
     }
 
@@ -146,8 +152,10 @@ impl DocumentState {
                 });
             }
             apply_logged(&mut txn, server_seq, update);
+            self.size.applied(update.len());
             self.head = server_seq;
         }
+        self.size.measure_pending(&txn);
         Ok(())
     }
 
@@ -204,9 +212,16 @@ impl DocumentState {
         &self.tail
     }
 
-    /// Records that a snapshot at `server_seq` is now in storage.
-    pub fn snapshot_stored(&mut self, server_seq: u64) {
+    /// Records that a snapshot at `server_seq`, of `bytes`, is now in
+    /// storage (the ops committed with it are applied after).
+    pub fn snapshot_stored(&mut self, server_seq: u64, bytes: usize) {
         self.snapshot_seq = self.snapshot_seq.max(server_seq);
+        self.size.snapshot(bytes);
+    }
+
+    /// How big the document is.
+    pub fn size(&self) -> &DocumentSize {
+        &self.size
     }
 
     /// Applies committed ops (which must continue at `head + 1`) in one yrs
@@ -222,7 +237,9 @@ impl DocumentState {
                 debug_assert_eq!(op.server_seq, self.head + 1);
                 self.head = op.server_seq;
                 apply_logged(&mut txn, op.server_seq, &op.update);
+                self.size.applied(op.update.len());
             }
+            self.size.measure_pending(&txn);
         }
         for op in ops {
             self.marks
@@ -361,5 +378,6 @@ fn apply_logged(txn: &mut yrs::TransactionMut, server_seq: u64, update: &[u8]) {
     }
 }
 
+pub mod size;
 #[cfg(test)]
 mod tests;
