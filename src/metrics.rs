@@ -16,6 +16,7 @@ pub struct Metrics {
     documents_loaded: AtomicU64,
     slow_sessions_dropped: AtomicU64,
     messages_too_large: AtomicU64,
+    awareness_ignored: AtomicU64,
     /// The latest commit of any document failed, and no commit (nor a
     /// readiness probe) has succeeded since.
     commits_failing: AtomicBool,
@@ -42,6 +43,10 @@ pub struct MetricsSnapshot {
     /// Messages refused for being over `documents.max_message_bytes`
     /// (each closed its session with 1009).
     pub messages_too_large: u64,
+    /// Entries of awareness updates dropped because their client id
+    /// belongs to another session (an attempt to change or remove someone
+    /// else's presence); the rest of each update was applied.
+    pub awareness_ignored: u64,
 }
 
 impl Metrics {
@@ -85,6 +90,11 @@ impl Metrics {
         self.messages_too_large.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn awareness_ignored(&self, entries: usize) {
+        self.awareness_ignored
+            .fetch_add(entries as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -95,6 +105,7 @@ impl Metrics {
             documents_loaded: self.documents_loaded.load(Ordering::Relaxed),
             slow_sessions_dropped: self.slow_sessions_dropped.load(Ordering::Relaxed),
             messages_too_large: self.messages_too_large.load(Ordering::Relaxed),
+            awareness_ignored: self.awareness_ignored.load(Ordering::Relaxed),
         }
     }
 }

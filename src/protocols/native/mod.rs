@@ -299,6 +299,9 @@ impl SessionProtocol for NativeProtocol {
                 Rejection::from_refusal(&refusal, client_op_id).to_json(),
             )),
             DocumentEvent::Awareness { update } => out.push(awareness_frame(&update)),
+            DocumentEvent::AwarenessRefused { reason } => out.push(text(
+                Rejection::new(ErrorCode::InvalidAwareness, reason).to_json(),
+            )),
             DocumentEvent::SyncStep2 { .. } => {}
             DocumentEvent::Close { code, reason } => self.close(code, &reason, out),
         }

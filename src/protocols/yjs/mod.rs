@@ -193,6 +193,8 @@ impl SessionProtocol for YjsProtocol {
                     out.push(action);
                 }
             }
+            // Over an awareness limit: like an invalid awareness state.
+            DocumentEvent::AwarenessRefused { reason } => self.close(INVALID_PAYLOAD, reason, out),
             // A refused update is followed by a close (1013): the provider
             // reconnects and its sync step sends the update again.
             DocumentEvent::Refused { .. } | DocumentEvent::DuplicateAck { .. } => {}
