@@ -30,7 +30,7 @@ use crate::document::{
     SubmitOp, Submitter, SyncStateVector,
 };
 use crate::metrics::Metrics;
-use crate::protocols::{Action, JoinRequest, SessionProtocol};
+use crate::protocols::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, SessionManager, UnregisterSession};
 use crate::vocabulary::{Access, Frame, JoinError, SessionId, close_code};
 
@@ -39,6 +39,8 @@ use crate::vocabulary::{Access, Frame, JoinError, SessionId, close_code};
 pub struct SessionConfig {
     pub manager: Addr<SessionManager>,
     pub max_message_bytes: usize,
+    /// What the session's protocol checks itself (`[limits]`).
+    pub protocol_limits: ProtocolLimits,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
     pub metrics: Arc<Metrics>,
