@@ -46,6 +46,16 @@ pub enum AwarenessProblem {
     Undecodable(String),
     #[error("awareness state of client {client} is not JSON: {reason}")]
     NotJson { client: u64, reason: String },
+    /// Named first in the message, so the limit survives a close reason
+    /// cut to 123 bytes.
+    #[error(
+        "awareness state over limits.max_awareness_state_bytes ({limit}): client {client} sent {bytes} bytes"
+    )]
+    StateTooLarge {
+        client: u64,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 /// Why a state vector was refused.
@@ -72,19 +82,41 @@ pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, UpdateProblem> {
 
 /// Decodes the base64 `update` of a native `awareness` message and checks
 /// it with [`validate_awareness`].
-pub fn decode_base64_awareness(text: &str) -> Result<Bytes, AwarenessProblem> {
+pub fn decode_base64_awareness(
+    text: &str,
+    max_state_bytes: usize,
+) -> Result<Bytes, AwarenessProblem> {
     let raw = BASE64
         .decode(text)
         .map_err(|e| AwarenessProblem::NotBase64(e.to_string()))?;
-    validate_awareness(&raw)?;
+    validate_awareness(&raw, max_state_bytes)?;
     Ok(Bytes::from(raw))
 }
 
 /// Checks that `raw` is a y-protocols awareness update whose states are
-/// JSON (clients parse them; one bad state would break every receiver).
-pub fn validate_awareness(raw: &[u8]) -> Result<(), AwarenessProblem> {
+/// JSON (clients parse them; one bad state would break every receiver) of
+/// at most `max_state_bytes` each (`limits.max_awareness_state_bytes`).
+///
+/// The size is checked here, on the session's thread, rather than in the
+/// document: it needs nothing but the update itself, it comes before the
+/// JSON parse (the expensive part, skipped for an oversized state), and a
+/// refused update never reaches the document's thread, which every session
+/// of the document shares. Which client ids a session may publish needs
+/// the document's registry, so that limit is the document's.
+pub fn validate_awareness(raw: &[u8], max_state_bytes: usize) -> Result<(), AwarenessProblem> {
     let update = yrs::sync::AwarenessUpdate::decode_v1(raw)
         .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
+    if let Some((client, entry)) = update
+        .clients
+        .iter()
+        .find(|(_, entry)| entry.json.len() > max_state_bytes)
+    {
+        return Err(AwarenessProblem::StateTooLarge {
+            client: client.get(),
+            bytes: entry.json.len(),
+            limit: max_state_bytes,
+        });
+    }
     for (client, entry) in &update.clients {
         serde_json::from_str::<serde::de::IgnoredAny>(&entry.json).map_err(|e| {
             AwarenessProblem::NotJson {
@@ -151,6 +183,38 @@ mod tests {
         assert_eq!(e, UpdateProblem::Empty);
         let e = decode_base64_update("").unwrap_err();
         assert!(matches!(e, UpdateProblem::Undecodable(_)), "{e}");
+    }
+
+    #[test]
+    fn awareness_states_over_the_size_limit_are_refused_before_parsing() {
+        use yrs::sync::awareness::AwarenessUpdateEntry;
+        use yrs::updates::encoder::Encode;
+        let update = |json: &str| {
+            let entry = AwarenessUpdateEntry {
+                clock: 1,
+                json: json.into(),
+            };
+            let clients = [(yrs::ClientID::new(42), entry)].into_iter().collect();
+            yrs::sync::AwarenessUpdate { clients }.encode_v1()
+        };
+        assert_eq!(validate_awareness(&update(r#""12345678""#), 10), Ok(()));
+        // Eleven bytes and not even JSON: the size is what is refused.
+        let e = validate_awareness(&update("{{{{{{{{{{{"), 10).unwrap_err();
+        assert_eq!(
+            e,
+            AwarenessProblem::StateTooLarge {
+                client: 42,
+                bytes: 11,
+                limit: 10
+            }
+        );
+        assert!(e.to_string().starts_with(
+            "awareness state over limits.max_awareness_state_bytes (10): client 42 sent 11 bytes"
+        ));
+        assert!(matches!(
+            validate_awareness(&update("{{"), 10),
+            Err(AwarenessProblem::NotJson { .. })
+        ));
     }
 
     /// The update used as an example in README.md and docs/protocol.md.

@@ -18,6 +18,7 @@ pub struct Metrics {
     messages_too_large: AtomicU64,
     sessions_throttled: AtomicU64,
     ops_refused_document_too_large: AtomicU64,
+    awareness_ignored: AtomicU64,
     /// The latest commit of any document failed, and no commit (nor a
     /// readiness probe) has succeeded since.
     commits_failing: AtomicBool,
@@ -50,6 +51,10 @@ pub struct MetricsSnapshot {
     /// Ops refused because the document would grow past
     /// `limits.max_document_bytes` or `max_pending_update_bytes`.
     pub ops_refused_document_too_large: u64,
+    /// Entries of awareness updates dropped because their client id
+    /// belongs to another session (an attempt to change or remove someone
+    /// else's presence); the rest of each update was applied.
+    pub awareness_ignored: u64,
 }
 
 impl Metrics {
@@ -102,6 +107,11 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn awareness_ignored(&self, entries: usize) {
+        self.awareness_ignored
+            .fetch_add(entries as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -116,6 +126,7 @@ impl Metrics {
             ops_refused_document_too_large: self
                 .ops_refused_document_too_large
                 .load(Ordering::Relaxed),
+            awareness_ignored: self.awareness_ignored.load(Ordering::Relaxed),
         }
     }
 }

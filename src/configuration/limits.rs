@@ -28,14 +28,16 @@ pub struct LimitsSettings {
     /// Bytes of messages one session may send per second, sustained (a
     /// burst of twice that); enforced like `ops_per_sec_per_session`.
     pub bytes_per_sec_per_session: u64,
-    /// Awareness updates of one session relayed per second; the excess is
-    /// coalesced: only the latest state is relayed, at the next slot.
+    /// Awareness updates of one session relayed per second (a burst of as
+    /// many); the excess is coalesced: only the latest state of each client
+    /// is relayed, at the next slot.
     pub awareness_per_sec_per_session: u32,
     /// Largest JSON state of one awareness client, in bytes; a larger one
     /// is refused with `invalid_awareness` (y-websocket: close 1007).
     pub max_awareness_state_bytes: usize,
-    /// Awareness client ids one session may publish; updates for more are
-    /// refused with `invalid_awareness` (y-websocket: close 1007).
+    /// Awareness client ids one session may publish (and owns while joined:
+    /// no other session may change them); updates for more are refused
+    /// with `invalid_awareness` (y-websocket: close 1007).
     pub max_awareness_clients_per_session: usize,
     /// Encoded state of one document, in bytes (estimated from the last
     /// snapshot plus the updates since): an op that would take it past

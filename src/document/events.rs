@@ -70,6 +70,9 @@ pub enum DocumentEvent {
     SyncStep2 { update: Bytes },
     /// Awareness states changed (y-protocols awareness update).
     Awareness { update: Bytes },
+    /// An awareness update of the session was refused as a whole (over
+    /// `limits.max_awareness_clients_per_session`); `reason` names the limit.
+    AwarenessRefused { reason: String },
     /// Close the connection with this WebSocket close code.
     Close { code: u16, reason: String },
 }

@@ -1,15 +1,14 @@
-//! The messages of joined sessions (leave, presence, y-websocket sync) and
-//! of the manager (flush, unload), and the panic drill.
+//! The messages of joined sessions (leave, y-websocket sync; presence is
+//! in [`super::presence`]) and of the manager (flush, unload), and the
+//! panic drill.
 
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{
-    DocumentActor, DocumentEvent, Flush, InjectPanic, LeaveDocument, Phase, QueryAwareness,
-    RelayAwareness, SyncStateVector, Unload,
+    DocumentActor, DocumentEvent, Flush, InjectPanic, LeaveDocument, Phase, SyncStateVector, Unload,
 };
 use crate::vocabulary::close_code;
 
@@ -21,11 +20,8 @@ impl Handler<LeaveDocument> for DocumentActor {
             act.lifecycle.last_activity = Instant::now();
             if let Some(session) = act.subscribers.remove_session(msg.session_id) {
                 act.forget_session(&session, msg.session_id);
-            } else if let Some(removal) = act.awareness.remove_session(msg.session_id) {
-                act.subscribers
-                    .broadcast(None, || DocumentEvent::Awareness {
-                        update: removal.clone(),
-                    });
+            } else {
+                act.remove_presence(msg.session_id);
             }
         });
     }
@@ -94,46 +90,6 @@ impl Handler<InjectPanic> for DocumentActor {
         self.guarded(ctx, "handling an injected panic", |_act, _ctx| {
             panic!("injected panic (fault injection)")
         });
-    }
-}
-
-impl Handler<RelayAwareness> for DocumentActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RelayAwareness, ctx: &mut Context<Self>) {
-        self.guarded(ctx, "relaying awareness", |act, _ctx| {
-            if act.subscribers.session(msg.session_id).is_none() {
-                return;
-            }
-            match act.awareness.apply(msg.session_id, &msg.update) {
-                Ok(Some(update)) => {
-                    let except = (!msg.echo).then_some(msg.session_id);
-                    act.subscribers
-                        .broadcast(except, || DocumentEvent::Awareness {
-                            update: update.clone(),
-                        })
-                }
-                Ok(None) => {}
-                Err(problem) => log::info!(
-                    "document {}: awareness from session {} ignored: {problem}",
-                    act.id,
-                    msg.session_id
-                ),
-            }
-        });
-    }
-}
-
-impl Handler<QueryAwareness> for DocumentActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: QueryAwareness, _ctx: &mut Context<Self>) {
-        let update = self.awareness.full_update().unwrap_or_else(|| {
-            // An awareness update with no entries: "nobody is here".
-            Bytes::from_static(&[0])
-        });
-        self.subscribers
-            .deliver(msg.session_id, DocumentEvent::Awareness { update });
     }
 }
 

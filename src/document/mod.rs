@@ -10,10 +10,12 @@
 //!   assignment, head verification), driven by [`commit`];
 //! - [`subscribers`]: sessions and listeners, delivery, backlog, dropping
 //!   the slow ones;
-//! - [`awareness`]: presence, in memory only.
+//! - [`awareness`]: presence, in memory only, with the rate of its relays
+//!   ([`awareness_rate`]).
 //!
 //! Its handlers: ops in [`submit`], joins in [`join`], reads and
-//! subscriptions in [`queries`], the session messages in [`handlers`];
+//! subscriptions in [`queries`], presence in [`presence`], the other
+//! session messages in [`handlers`];
 //! loading in [`load`], start, restart, failure, idle unload and shutdown
 //! in [`lifecycle`].
 //!
@@ -27,6 +29,7 @@
 //! the same address, which reloads the state from storage after a back-off.
 
 pub mod awareness;
+pub mod awareness_rate;
 pub mod client_marks;
 mod commit;
 pub mod events;
@@ -36,6 +39,7 @@ mod lifecycle;
 mod load;
 pub mod messages;
 mod pipeline;
+mod presence;
 mod queries;
 pub mod replay_tail;
 pub mod state;
@@ -55,6 +59,7 @@ use crate::configuration::{DocumentSettings, LimitsSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use awareness::AwarenessRegistry;
+use awareness_rate::AwarenessRate;
 pub use events::{Backlog, BacklogLimits, BacklogTicket, CatchUp, DocumentEvent, Welcome};
 pub use messages::*;
 use pipeline::CommitPipeline;
@@ -117,6 +122,9 @@ pub struct DocumentActor {
     subscribers: Subscribers,
     /// Presence of the joined sessions (memory only).
     awareness: AwarenessRegistry,
+    /// How often each session's presence changes are relayed; the excess
+    /// waits here (coalesced). Cleared with `awareness`.
+    awareness_rate: AwarenessRate,
     /// Accepted ops on their way to the op log.
     pipeline: CommitPipeline,
     /// Ops waiting for their client's mark to be read from the log, by
@@ -140,6 +148,7 @@ impl DocumentActor {
             limits,
             metrics,
         } = context;
+        let awareness_rate = AwarenessRate::new(limits.awareness_per_sec_per_session);
         DocumentActor {
             id,
             instance,
@@ -151,6 +160,7 @@ impl DocumentActor {
             phase: Phase::Loading,
             subscribers: Subscribers::new(),
             awareness: AwarenessRegistry::default(),
+            awareness_rate,
             pipeline: CommitPipeline::default(),
             mark_reads: HashMap::new(),
             lifecycle: Lifecycle {
@@ -207,18 +217,14 @@ impl DocumentActor {
         {
             state.marks_mut().session_left(&session.client_id);
         }
-        if let Some(removal) = self.awareness.remove_session(session_id) {
-            self.subscribers
-                .broadcast(None, || DocumentEvent::Awareness {
-                    update: removal.clone(),
-                });
-        }
+        self.remove_presence(session_id);
     }
 
     /// Tells every subscriber `refusal` (if any), closes them with `code`
     /// and forgets them (their presence too).
     fn close_all(&mut self, code: u16, reason: &str, refusal: Option<&crate::vocabulary::Refusal>) {
         self.awareness.clear();
+        self.awareness_rate.clear();
         let (sessions, _) = self.subscribers.close_all(code, reason, refusal);
         if let Some(state) = self.state_mut() {
             for session in sessions.iter().filter(|s| s.mark_counted) {

@@ -46,6 +46,7 @@ use crate::http::admin::AdminState;
 use crate::http::health::NotReady;
 use crate::http::{self, RouteState};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::protocols::ProtocolLimits;
 use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, Shutdown};
 use crate::store::{Store, StoreError, checkpoint};
 pub use crate::transport::tcp_nodelay;
@@ -127,6 +128,7 @@ impl CollabEngine {
             session: SessionConfig {
                 manager: manager.clone(),
                 max_message_bytes: options.documents.max_message_bytes,
+                protocol_limits: ProtocolLimits::from_settings(&options.limits),
                 heartbeat_interval: options.heartbeat_interval,
                 client_timeout: options.client_timeout,
                 metrics: metrics.clone(),

@@ -105,7 +105,7 @@ pub async fn upgrade<P: SessionProtocol>(
         return Ok(refusal_response(&refused));
     }
     let session = NewSession {
-        protocol: P::for_access(&access),
+        protocol: P::for_access(&access, state.session.protocol_limits),
         id: state.next_session_id.fetch_add(1, Ordering::Relaxed),
         document_id,
         access,

@@ -16,9 +16,34 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::configuration::LimitsSettings;
 use crate::crdt::ValidUpdate;
 use crate::document::DocumentEvent;
 use crate::vocabulary::{Access, Frame, JoinError, JoinMode, SessionId};
+
+/// The `[limits]` a protocol checks itself, on the session's thread,
+/// before anything reaches the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolLimits {
+    /// `limits.max_awareness_state_bytes`: largest JSON state of one
+    /// awareness client.
+    pub max_awareness_state_bytes: usize,
+}
+
+impl ProtocolLimits {
+    pub fn from_settings(limits: &LimitsSettings) -> Self {
+        ProtocolLimits {
+            max_awareness_state_bytes: limits.max_awareness_state_bytes,
+        }
+    }
+}
+
+impl Default for ProtocolLimits {
+    /// The production defaults of `[limits]`.
+    fn default() -> Self {
+        ProtocolLimits::from_settings(&LimitsSettings::default())
+    }
+}
 
 /// A join the protocol asks for.
 #[derive(Debug, Clone)]
@@ -63,8 +88,8 @@ pub trait SessionProtocol: Unpin + 'static {
     const NAME: &'static str;
 
     /// The protocol of a new session with `access` (a read-only session
-    /// sends no op to the document).
-    fn for_access(access: &Access) -> Self
+    /// sends no op to the document), checking `limits`.
+    fn for_access(access: &Access, limits: ProtocolLimits) -> Self
     where
         Self: Sized;
 

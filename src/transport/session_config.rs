@@ -9,6 +9,7 @@ use super::inbound_rate::SessionRates;
 use super::oversize::OversizeReports;
 use super::slots::SessionSlot;
 use crate::metrics::Metrics;
+use crate::protocols::ProtocolLimits;
 use crate::session_manager::SessionManager;
 use crate::vocabulary::{Access, SessionId};
 use actix::Addr;
@@ -18,6 +19,8 @@ use actix::Addr;
 pub struct SessionConfig {
     pub manager: Addr<SessionManager>,
     pub max_message_bytes: usize,
+    /// What the session's protocol checks itself (`[limits]`).
+    pub protocol_limits: ProtocolLimits,
     pub heartbeat_interval: Duration,
     pub client_timeout: Duration,
     pub metrics: Arc<Metrics>,

@@ -7,6 +7,7 @@ mod pg_cluster;
 
 mod access_sessions;
 mod access_tokens;
+mod awareness_limits;
 mod bad_input;
 mod configuration;
 mod connection_limits;

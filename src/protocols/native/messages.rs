@@ -59,6 +59,10 @@ pub enum ErrorCode {
     UnsupportedProtocol,
     /// The op's `update` is not base64, not a Yjs v1 update, or empty.
     InvalidUpdate,
+    /// An awareness update over a `[limits]` awareness limit (a state too
+    /// large, more client ids than a session may publish); nothing of it
+    /// was applied.
+    InvalidAwareness,
     /// A frame exceeded `documents.max_message_bytes`.
     TooLarge,
     /// Storage failed or the document is restarting: the op was not accepted.

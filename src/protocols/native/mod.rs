@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::{Action, JoinRequest, SessionProtocol};
+use super::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
 use crate::crdt;
 use crate::document::{CatchUp, DocumentEvent};
 use crate::vocabulary::{
@@ -36,14 +36,16 @@ pub struct NativeProtocol {
     state: State,
     /// The session may only read: its ops are answered `forbidden`.
     read_only: bool,
+    limits: ProtocolLimits,
 }
 
 impl Default for NativeProtocol {
-    /// A session that may write.
+    /// A session that may write, with the default limits.
     fn default() -> Self {
         NativeProtocol {
             state: State::AwaitingHello,
             read_only: false,
+            limits: ProtocolLimits::default(),
         }
     }
 }
@@ -147,14 +149,23 @@ impl NativeProtocol {
                 }
             },
             ClientMessage::Awareness(awareness) => {
-                match crdt::decode_base64_awareness(&awareness.update) {
+                let max_state_bytes = self.limits.max_awareness_state_bytes;
+                match crdt::decode_base64_awareness(&awareness.update, max_state_bytes) {
                     Ok(update) => out.push(Action::Awareness {
                         update,
                         echo: false,
                     }),
-                    Err(problem) => out.push(text(
-                        Rejection::new(ErrorCode::BadMessage, problem.to_string()).to_json(),
-                    )),
+                    Err(problem) => {
+                        // A limit is `invalid_awareness`; garbage stays
+                        // `bad_message`, as it always was.
+                        let code = match problem {
+                            crdt::AwarenessProblem::StateTooLarge { .. } => {
+                                ErrorCode::InvalidAwareness
+                            }
+                            _ => ErrorCode::BadMessage,
+                        };
+                        out.push(text(Rejection::new(code, problem.to_string()).to_json()))
+                    }
                 }
             }
         }
@@ -164,9 +175,10 @@ impl NativeProtocol {
 impl SessionProtocol for NativeProtocol {
     const NAME: &'static str = "native";
 
-    fn for_access(access: &Access) -> Self {
+    fn for_access(access: &Access, limits: ProtocolLimits) -> Self {
         NativeProtocol {
             read_only: !access.permission.can_write(),
+            limits,
             ..NativeProtocol::default()
         }
     }
@@ -299,6 +311,9 @@ impl SessionProtocol for NativeProtocol {
                 Rejection::from_refusal(&refusal, client_op_id).to_json(),
             )),
             DocumentEvent::Awareness { update } => out.push(awareness_frame(&update)),
+            DocumentEvent::AwarenessRefused { reason } => out.push(text(
+                Rejection::new(ErrorCode::InvalidAwareness, reason).to_json(),
+            )),
             DocumentEvent::SyncStep2 { .. } => {}
             DocumentEvent::Close { code, reason } => self.close(code, &reason, out),
         }
@@ -320,7 +335,7 @@ mod tests {
     use crate::vocabulary::Permission;
 
     fn joined(access: &Access) -> NativeProtocol {
-        let mut protocol = NativeProtocol::for_access(access);
+        let mut protocol = NativeProtocol::for_access(access, ProtocolLimits::default());
         let mut out = Vec::new();
         protocol.on_text(r#"{"type":"hello","protocol":1,"client_id":"c"}"#, &mut out);
         assert!(matches!(out.as_slice(), [Action::Join(_)]), "{out:?}");
@@ -370,5 +385,41 @@ mod tests {
             ),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn awareness_over_a_limit_is_invalid_awareness_and_the_session_stays() {
+        let limits = ProtocolLimits {
+            max_awareness_state_bytes: 8,
+        };
+        let mut protocol = NativeProtocol::for_access(&Access::anonymous(), limits);
+        let mut out = Vec::new();
+        protocol.on_text(r#"{"type":"hello","protocol":1,"client_id":"c"}"#, &mut out);
+        // One state of 11 bytes: client 42, clock 1, the JSON "123456789".
+        let mut raw = vec![1u8, 42, 1, 11];
+        raw.extend(br#""123456789""#);
+        let frame = format!(
+            r#"{{"type":"awareness","update":"{}"}}"#,
+            crdt::to_base64(&raw)
+        );
+        let mut out = Vec::new();
+        protocol.on_text(&frame, &mut out);
+        let refused = texts(&out);
+        assert!(
+            refused[0].contains(r#""code":"invalid_awareness""#)
+                && refused[0].contains("limits.max_awareness_state_bytes (8)")
+                && refused[0].contains("11 bytes"),
+            "{refused:?}"
+        );
+        let mut out = Vec::new();
+        let reason = "over limits.max_awareness_clients_per_session (4)".to_owned();
+        protocol.on_event(1, DocumentEvent::AwarenessRefused { reason }, &mut out);
+        assert_eq!(
+            texts(&out),
+            vec![
+                r#"{"type":"error","code":"invalid_awareness","message":"over limits.max_awareness_clients_per_session (4)"}"#
+            ]
+        );
+        assert_eq!(protocol.state, State::Joined, "the session goes on");
     }
 }

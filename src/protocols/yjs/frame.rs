@@ -8,6 +8,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use crate::crdt;
+use crate::protocols::ProtocolLimits;
 use crate::vocabulary::close_code::{INVALID_PAYLOAD, UNSUPPORTED_DATA};
 
 /// One y-protocols sync `Update` message carrying `update`.
@@ -68,8 +69,12 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes and validates every message of a frame before any is acted on,
-/// so a frame with one bad message contributes nothing.
-pub(super) fn decode_frame(data: &[u8]) -> Result<Vec<Incoming>, FrameError> {
+/// so a frame with one bad message contributes nothing; an awareness state
+/// over `limits` is as bad as one that is not JSON.
+pub(super) fn decode_frame(
+    data: &[u8],
+    limits: &ProtocolLimits,
+) -> Result<Vec<Incoming>, FrameError> {
     let mut reader = Reader { data, at: 0 };
     let mut messages = Vec::new();
     if data.is_empty() {
@@ -101,7 +106,8 @@ pub(super) fn decode_frame(data: &[u8]) -> Result<Vec<Incoming>, FrameError> {
             },
             MESSAGE_AWARENESS => {
                 let update = reader.buf("awareness update")?;
-                crdt::validate_awareness(update).map_err(|e| (INVALID_PAYLOAD, e.to_string()))?;
+                crdt::validate_awareness(update, limits.max_awareness_state_bytes)
+                    .map_err(|e| (INVALID_PAYLOAD, e.to_string()))?;
                 messages.push(Incoming::Awareness(Bytes::copy_from_slice(update)));
             }
             MESSAGE_QUERY_AWARENESS => messages.push(Incoming::QueryAwareness),

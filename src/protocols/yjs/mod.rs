@@ -21,7 +21,7 @@ use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use super::{Action, JoinRequest, SessionProtocol};
+use super::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
 use crate::crdt;
 use crate::document::{CatchUp, DocumentEvent};
 use crate::vocabulary::close_code::{
@@ -39,15 +39,17 @@ pub struct YjsProtocol {
     /// The session may only read: its updates are dropped (not logged, not
     /// broadcast); it keeps receiving.
     read_only: bool,
+    limits: ProtocolLimits,
 }
 
 impl Default for YjsProtocol {
-    /// A session that may write.
+    /// A session that may write, with the default limits.
     fn default() -> Self {
         YjsProtocol {
             next_op_id: 1,
             closed: false,
             read_only: false,
+            limits: ProtocolLimits::default(),
         }
     }
 }
@@ -82,9 +84,10 @@ impl YjsProtocol {
 impl SessionProtocol for YjsProtocol {
     const NAME: &'static str = "y-websocket";
 
-    fn for_access(access: &Access) -> Self {
+    fn for_access(access: &Access, limits: ProtocolLimits) -> Self {
         YjsProtocol {
             read_only: !access.permission.can_write(),
+            limits,
             ..YjsProtocol::default()
         }
     }
@@ -109,7 +112,7 @@ impl SessionProtocol for YjsProtocol {
         if self.closed {
             return;
         }
-        let messages = match decode_frame(data) {
+        let messages = match decode_frame(data, &self.limits) {
             Ok(messages) => messages,
             Err((code, reason)) => return self.close(code, reason, out),
         };
@@ -193,6 +196,8 @@ impl SessionProtocol for YjsProtocol {
                     out.push(action);
                 }
             }
+            // Over an awareness limit: like an invalid awareness state.
+            DocumentEvent::AwarenessRefused { reason } => self.close(INVALID_PAYLOAD, reason, out),
             // A refused update is followed by a close (1013): the provider
             // reconnects and its sync step sends the update again.
             DocumentEvent::Refused { .. } | DocumentEvent::DuplicateAck { .. } => {}
@@ -246,7 +251,7 @@ mod tests {
             permission: crate::vocabulary::Permission::Read,
             ..Access::anonymous()
         };
-        let mut p = YjsProtocol::for_access(&reader);
+        let mut p = YjsProtocol::for_access(&reader, ProtocolLimits::default());
         let frame = Message::Sync(SyncMessage::Update(update())).encode_v1();
         let step2 = Message::Sync(SyncMessage::SyncStep2(update())).encode_v1();
         assert!(actions(&mut p, &frame).is_empty());
@@ -324,5 +329,35 @@ mod tests {
             actions(&mut p, &query).as_slice(),
             [Action::QueryAwareness]
         ));
+    }
+
+    #[test]
+    fn awareness_over_a_limit_closes_with_1007_naming_it() {
+        let limits = ProtocolLimits {
+            max_awareness_state_bytes: 8,
+        };
+        let mut p = YjsProtocol::for_access(&Access::anonymous(), limits);
+        // Awareness message: one state of client 42, clock 1, 11 bytes.
+        let mut frame = vec![1u8, 15, 1, 42, 1, 11];
+        frame.extend(br#""123456789""#);
+        match actions(&mut p, &frame).as_slice() {
+            [Action::Close { code, reason }] => {
+                assert_eq!(*code, INVALID_PAYLOAD);
+                assert!(
+                    reason.contains("limits.max_awareness_state_bytes (8)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut p = YjsProtocol::default();
+        let mut out = Vec::new();
+        let reason = "over limits.max_awareness_clients_per_session (4)".to_owned();
+        p.on_event(1, DocumentEvent::AwarenessRefused { reason }, &mut out);
+        assert!(
+            matches!(out.as_slice(), [Action::Close { code: INVALID_PAYLOAD, reason }]
+                if reason.contains("max_awareness_clients_per_session")),
+            "{out:?}"
+        );
     }
 }
