@@ -273,6 +273,25 @@ impl DocumentActor {
         }
         match classify(state, &sender) {
             OpDisposition::Fresh => {
+                let fits = state.size().admits(
+                    update.bytes().len(),
+                    self.pipeline.uncommitted_bytes(),
+                    self.limits.max_document_bytes,
+                    self.limits.max_pending_update_bytes,
+                );
+                if let Err(too_big) = fits {
+                    // Refused and the session closed (4413), like any
+                    // refusal that later ops of the session must not pass.
+                    log::warn!(
+                        "document {}: op {} of {} refused: {too_big}",
+                        self.id,
+                        sender.client_op_id,
+                        sender.client_id
+                    );
+                    self.metrics.op_refused_document_too_large();
+                    let refusal = Refusal::document_too_large(too_big.to_string());
+                    return self.refuse_ops(vec![sender], &refusal, true);
+                }
                 let marks = state.marks_mut();
                 marks.reserve(&sender.client_id, sender.client_op_id);
                 marks.claim(&sender.client_id, sender.subject.as_ref());

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use actix::Recipient;
 
 use super::events::{Backlog, BacklogLimits, DocumentEvent};
-use crate::vocabulary::{Access, CommittedOp, Permission, Refusal, SessionId, close_code};
+use crate::vocabulary::{
+    Access, CommittedOp, Permission, Refusal, RefusalReason, SessionId, close_code,
+};
 
 /// Where one subscriber's events go.
 struct Outbox {
@@ -300,11 +302,18 @@ impl Subscribers {
         for session in self.sessions.values_mut() {
             if session.client_id == client_id && !session.refused {
                 session.refused = true;
-                session.outbox.deliver(DocumentEvent::Close {
-                    code: close_code::TRY_AGAIN_LATER,
-                    reason: "an op was refused; reconnect and resend from last_client_op_id"
-                        .to_owned(),
-                });
+                let close = match refusal.reason {
+                    RefusalReason::DocumentTooLarge => DocumentEvent::Close {
+                        code: close_code::DOCUMENT_TOO_LARGE,
+                        reason: "document too large; an op was refused".to_owned(),
+                    },
+                    _ => DocumentEvent::Close {
+                        code: close_code::TRY_AGAIN_LATER,
+                        reason: "an op was refused; reconnect and resend from last_client_op_id"
+                            .to_owned(),
+                    },
+                };
+                session.outbox.deliver(close);
             }
         }
     }

@@ -51,7 +51,7 @@ pub fn raise_file_limit(max_connections: usize) -> Option<u64> {
             limit = raised;
         }
     }
-    let soft = limit.rlim_cur as u64;
+    let soft: u64 = limit.rlim_cur;
     let needed = max_connections as u64 + SPARE_DESCRIPTORS;
     if soft < needed {
         log::warn!(

@@ -27,6 +27,9 @@ pub const TRY_AGAIN_LATER: u16 = 1013;
 pub const TOKEN_EXPIRED: u16 = 4401;
 /// The session's access was revoked.
 pub const ACCESS_REVOKED: u16 = 4403;
+/// An op was refused because its document is too large
+/// (`limits.max_document_bytes`, `limits.max_pending_update_bytes`).
+pub const DOCUMENT_TOO_LARGE: u16 = 4413;
 
 /// Whether a close with `code` is the client's fault (worth an `info` log
 /// line rather than `debug`).

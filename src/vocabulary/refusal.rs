@@ -21,6 +21,11 @@ pub enum RefusalReason {
     /// Not allowed for this connection's access (a read-only session
     /// writing, a client id that belongs to another subject).
     Forbidden,
+    /// The op would take its document past `limits.max_document_bytes`,
+    /// or the document holds more than `limits.max_pending_update_bytes`
+    /// of updates waiting for missing dependencies. Resending will not
+    /// help until an operator acts (the session is closed with 4413).
+    DocumentTooLarge,
 }
 
 /// A refusal with a message for people. Nothing refused was accepted.
@@ -49,6 +54,13 @@ impl Refusal {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Refusal {
             reason: RefusalReason::Forbidden,
+            message: message.into(),
+        }
+    }
+
+    pub fn document_too_large(message: impl Into<String>) -> Self {
+        Refusal {
+            reason: RefusalReason::DocumentTooLarge,
             message: message.into(),
         }
     }
@@ -110,6 +122,7 @@ impl From<Refusal> for JoinError {
             RefusalReason::ShuttingDown => close_code::GOING_AWAY,
             RefusalReason::Unavailable | RefusalReason::NotLoaded => close_code::TRY_AGAIN_LATER,
             RefusalReason::Invalid | RefusalReason::Forbidden => close_code::POLICY_VIOLATION,
+            RefusalReason::DocumentTooLarge => close_code::DOCUMENT_TOO_LARGE,
         };
         JoinError {
             refusal,

@@ -13,6 +13,7 @@ mod configuration;
 mod connection_limits;
 mod contention;
 mod document_api;
+mod document_size;
 mod embedding;
 mod embedding_auth;
 mod empty_documents;

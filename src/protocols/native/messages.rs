@@ -70,6 +70,9 @@ pub enum ErrorCode {
     /// The connection's access does not allow it (a read-only session's
     /// op, a client id that belongs to another subject).
     Forbidden,
+    /// The op would make its document too large (`limits.max_document_bytes`,
+    /// `limits.max_pending_update_bytes`); the session is closed with 4413.
+    DocumentTooLarge,
 }
 
 /// How a `welcome` is followed.
@@ -170,6 +173,7 @@ impl Rejection {
             }
             RefusalReason::Invalid => ErrorCode::BadMessage,
             RefusalReason::Forbidden => ErrorCode::Forbidden,
+            RefusalReason::DocumentTooLarge => ErrorCode::DocumentTooLarge,
         };
         Rejection {
             code,
