@@ -12,10 +12,9 @@ use bytes::Bytes;
 use yrs::ClientID;
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use crate::crdt::AwarenessProblem;
+use crate::crdt::{self, AwarenessProblem};
 use crate::vocabulary::SessionId;
 
 /// The JSON a removed state is announced with.
@@ -49,8 +48,7 @@ impl AwarenessRegistry {
         session: SessionId,
         update: &[u8],
     ) -> Result<Option<Bytes>, AwarenessProblem> {
-        let update = AwarenessUpdate::decode_v1(update)
-            .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
+        let update = crdt::decode_awareness(update)?;
         let mut changed = AwarenessUpdate {
             clients: HashMap::new(),
         };
@@ -151,6 +149,7 @@ impl AwarenessRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrs::updates::decoder::Decode;
 
     fn update(entries: &[(u64, u32, &str)]) -> Vec<u8> {
         AwarenessUpdate {
