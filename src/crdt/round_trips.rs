@@ -31,19 +31,17 @@ fn accepted(bytes: &[u8]) -> Seen {
     seen
 }
 
-/// Accepts every update and the full state of `doc`; answers what the
-/// walks saw together.
-fn all_accepted(doc: &Doc, updates: &[Vec<u8>]) -> Seen {
-    let full = doc
-        .transact()
-        .encode_state_as_update_v1(&StateVector::default());
-    let sv = doc.transact().state_vector().encode_v1();
-    v1_check::state_vector(&sv).expect("state vector accepted");
-    let mut seen = accepted(&full);
-    for update in updates {
-        union(&mut seen, accepted(update));
-    }
-    seen
+/// The updates, then the full state and the state vector of `doc`.
+fn binaries(doc: &Doc, mut updates: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let txn = doc.transact();
+    updates.push(txn.encode_state_as_update_v1(&StateVector::default()));
+    v1_check::state_vector(&txn.state_vector().encode_v1()).expect("state vector accepted");
+    updates
+}
+
+/// Every binary of every sample document below.
+fn samples() -> Vec<Vec<u8>> {
+    [text_doc(), map_doc(), xml_doc(), pending_doc()].concat()
 }
 
 fn union(into: &mut Seen, other: Seen) {
@@ -57,7 +55,7 @@ fn bits(kinds: &[u8]) -> u16 {
 }
 
 /// Text with formatting attributes, an embed, and deletions.
-fn text_doc() -> Seen {
+fn text_doc() -> Vec<Vec<u8>> {
     let doc = Doc::with_client_id(1);
     let text = doc.get_or_insert_text("text");
     let mut updates = Vec::new();
@@ -78,12 +76,12 @@ fn text_doc() -> Seen {
     text.remove_range(&mut txn, 1, 4);
     updates.push(txn.encode_update_v1());
     drop(txn);
-    all_accepted(&doc, &updates)
+    binaries(&doc, updates)
 }
 
 /// A map holding every `Any` type, nested maps, arrays and text, a
 /// subdocument; then a nested array is deleted, which GCs its content.
-fn map_doc() -> Seen {
+fn map_doc() -> Vec<Vec<u8>> {
     let doc = Doc::with_client_id(u64::from(u32::MAX) + 5);
     let map = doc.get_or_insert_map("map");
     let mut updates = Vec::new();
@@ -127,11 +125,11 @@ fn map_doc() -> Seen {
     map.remove(&mut txn, "doomed");
     updates.push(txn.encode_update_v1());
     drop(txn);
-    all_accepted(&doc, &updates)
+    binaries(&doc, updates)
 }
 
 /// An XML fragment with elements, attributes, text and a nested fragment.
-fn xml_doc() -> Seen {
+fn xml_doc() -> Vec<Vec<u8>> {
     let doc = Doc::with_client_id(3);
     let xml = doc.get_or_insert_xml_fragment("xml");
     let mut txn = doc.transact_mut();
@@ -145,12 +143,12 @@ fn xml_doc() -> Seen {
     element.insert(&mut txn, 1, XmlIn::from(inner));
     let update = txn.encode_update_v1();
     drop(txn);
-    all_accepted(&doc, &[update])
+    binaries(&doc, vec![update])
 }
 
 /// A document with content it cannot integrate yet: its full state holds
 /// a skip struct where the missing update goes, and a pending deletion.
-fn pending_doc() -> Seen {
+fn pending_doc() -> Vec<Vec<u8>> {
     let source = Doc::with_client_id(9);
     let text = source.get_or_insert_text("t");
     let mut updates = Vec::new();
@@ -175,14 +173,14 @@ fn pending_doc() -> Seen {
         doc.transact().has_missing_updates(),
         "the second update is missing"
     );
-    all_accepted(&doc, &updates)
+    binaries(&doc, updates)
 }
 
 #[test]
 fn updates_and_full_states_made_by_yrs_are_accepted() {
-    let mut seen = text_doc();
-    for other in [map_doc(), xml_doc(), pending_doc()] {
-        union(&mut seen, other);
+    let mut seen = Seen::default();
+    for binary in samples() {
+        union(&mut seen, accepted(&binary));
     }
     // GC, every content yrs writes (deleted, string, embed, format, type,
     // Any, doc), skip.
@@ -277,4 +275,59 @@ fn state_vectors_and_awareness_updates_made_by_yrs_are_accepted() {
     let decoded = super::decode_awareness(&update.encode_v1()).expect("accepted");
     assert_eq!(decoded, update);
     super::validate_awareness(&update.encode_v1()).expect("valid");
+}
+
+/// A tiny deterministic generator (xorshift) for the mutations below.
+struct Mutator(u64);
+
+impl Mutator {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+
+    /// `bytes` cut, with a byte changed, inserted or removed.
+    fn mutate(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        let at = self.below(out.len());
+        let byte = [0x00, 0x01, 0x7f, 0x80, 0xff, self.below(256) as u8][self.below(6)];
+        match self.below(4) {
+            0 => out.truncate(at),
+            1 => out[at] = byte,
+            2 => out.insert(at, byte),
+            _ => {
+                out.remove(at);
+            }
+        }
+        out
+    }
+}
+
+/// The pre-parser and yrs stay in step: whatever mutated real update the
+/// pre-parser accepts, yrs decodes without panicking, and refuses only
+/// for a JSON string that does not parse (the pre-parser leaves JSON to
+/// yrs). A walk out of step would let yrs read bytes as counts that were
+/// never checked.
+#[test]
+fn mutated_updates_the_pre_parser_accepts_decode_in_yrs() {
+    let mut mutator = Mutator(0x9e37_79b9_7f4a_7c15);
+    let mut accepted = 0;
+    for sample in samples() {
+        for _ in 0..1000 {
+            let mutated = mutator.mutate(&sample);
+            if v1_check::update(&mutated).is_err() {
+                continue;
+            }
+            accepted += 1;
+            let decoded = std::panic::catch_unwind(|| Update::decode_v1(&mutated).err());
+            match decoded {
+                Ok(None | Some(yrs::encoding::read::Error::InvalidJSON(_))) => {}
+                Ok(Some(e)) => panic!("yrs refused {mutated:?}: {e}"),
+                Err(_) => panic!("yrs panicked on {mutated:?}"),
+            }
+        }
+    }
+    assert!(accepted > 1000, "only {accepted} mutations were accepted");
 }
