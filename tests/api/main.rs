@@ -14,6 +14,7 @@ mod document_api;
 mod embedding;
 mod embedding_auth;
 mod faults;
+mod hostile_input;
 mod lifecycle;
 mod outage;
 mod oversize;

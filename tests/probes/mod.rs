@@ -13,11 +13,13 @@ pub enum Kind {
     Awareness,
 }
 
-/// One hostile binary: `name` says where it lies.
+/// One hostile binary: `name` says where it lies, `count` is the number
+/// of entries it declares (none for the deep nesting).
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub name: String,
     pub kind: Kind,
+    pub count: Option<u64>,
     pub bytes: Vec<u8>,
 }
 
@@ -37,12 +39,37 @@ fn item_update(content_ref: u8, content: &[u8]) -> Vec<u8> {
     [&[1, 1, 7, 0, content_ref, 1, 1, b't'], content, &[0]].concat()
 }
 
-/// Every probe, each count at each place.
+/// An update whose `Any` content is arrays nested `levels` deep.
+pub fn nested_any(levels: usize) -> Probe {
+    let deep = [&[1][..], &[117, 1].repeat(levels), &[126]].concat();
+    Probe {
+        name: format!("Any arrays nested {levels} deep"),
+        kind: Kind::Update,
+        count: None,
+        bytes: item_update(8, &deep),
+    }
+}
+
+/// Every probe, each count at each place, and arrays nested 100 000 deep.
+#[allow(dead_code)] // tests/api uses `counted` only
 pub fn all() -> Vec<Probe> {
+    let mut probes = counted();
+    probes.push(nested_any(100_000));
+    probes
+}
+
+/// Every probe that declares a count, each count at each place.
+pub fn counted() -> Vec<Probe> {
     let mut probes = Vec::new();
-    let mut add =
-        |name: String, kind: Kind, bytes: Vec<u8>| probes.push(Probe { name, kind, bytes });
     for count in COUNTS {
+        let mut add = |name: String, kind: Kind, bytes: Vec<u8>| {
+            probes.push(Probe {
+                name,
+                kind,
+                count: Some(count),
+                bytes,
+            })
+        };
         let n = var(count);
         let cat = |parts: &[&[u8]]| parts.concat();
         add(
@@ -106,11 +133,5 @@ pub fn all() -> Vec<Probe> {
             cat(&[&n, &[1, 0, 2, b'{', b'}']]),
         );
     }
-    let deep = [&[1][..], &[117, 1].repeat(100_000), &[126]].concat();
-    add(
-        "Any arrays nested 100000 deep".to_owned(),
-        Kind::Update,
-        item_update(8, &deep),
-    );
     probes
 }
