@@ -6,8 +6,8 @@
 //! ([`v1_check`]) before yrs decodes it: yrs reserves memory for the
 //! entry counts a binary declares, and the pre-parser refuses any count
 //! larger than the bytes that follow, so a few hostile bytes cannot make
-//! the server reserve hundreds of MiB. Decode client bytes only through
-//! the functions here.
+//! the server reserve GiBs (or overflow the stack with nested `Any`
+//! values). Decode client bytes only through the functions here.
 
 mod v1_any;
 mod v1_check;
@@ -26,7 +26,8 @@ use yrs::sync::AwarenessUpdate;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-/// The bytes of a client update that decoded as a non-empty Yjs v1 update.
+/// The bytes of a client update that passed the pre-parser and decoded as
+/// a non-empty Yjs v1 update.
 ///
 /// Only [`decode_update`] makes one, so holding a `ValidUpdate` proves the
 /// check happened (on the session's thread, off the document's). The bytes
