@@ -1,10 +1,11 @@
 //! Decoding and encoding y-protocols frames (lib0 encoding): every message
-//! of a frame is decoded and validated before any is acted on.
+//! of a frame is decoded and validated before any is acted on. The Yjs
+//! binaries inside (state vectors, awareness updates) are checked by
+//! [`crate::crdt`]'s pre-parser before yrs decodes them; updates are
+//! checked the same way by the session (`crdt::decode_update`).
 
 use bytes::Bytes;
-use yrs::StateVector;
 use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use crate::crdt;
@@ -85,12 +86,7 @@ pub(super) fn decode_frame(
             MESSAGE_SYNC => match reader.var_uint("sync message type")? {
                 SYNC_STEP_1 => {
                     let sv = reader.buf("state vector")?;
-                    StateVector::decode_v1(sv).map_err(|e| {
-                        (
-                            INVALID_PAYLOAD,
-                            format!("state vector cannot be decoded: {e}"),
-                        )
-                    })?;
+                    crdt::decode_state_vector(sv).map_err(|e| (INVALID_PAYLOAD, e.to_string()))?;
                     messages.push(Incoming::SyncStep1(Bytes::copy_from_slice(sv)));
                 }
                 SYNC_STEP_2 | SYNC_UPDATE => {
