@@ -10,11 +10,33 @@ use yrs::updates::encoder::Encode;
 
 use crate::crdt;
 use crate::protocols::ProtocolLimits;
+use crate::vocabulary::Frame;
 use crate::vocabulary::close_code::{INVALID_PAYLOAD, UNSUPPORTED_DATA};
 
 /// One y-protocols sync `Update` message carrying `update`.
 pub fn update_frame(update: &[u8]) -> Bytes {
     Bytes::from(Message::Sync(SyncMessage::Update(update.to_vec())).encode_v1())
+}
+
+/// One y-protocols sync step 2 message carrying `update`, made of parts:
+/// the update itself (often the document's shared full state) is not
+/// copied, and the transport sends it in fragments.
+pub fn sync_step2(update: Bytes) -> Frame {
+    let mut header = vec![MESSAGE_SYNC as u8, SYNC_STEP_2 as u8];
+    let mut len = update.len() as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            header.push(byte);
+            break;
+        }
+        header.push(byte | 0x80);
+    }
+    Frame::Parts {
+        text: false,
+        parts: vec![Bytes::from(header), update],
+    }
 }
 
 /// One decoded y-protocols message of a frame.
@@ -131,3 +153,27 @@ const MESSAGE_QUERY_AWARENESS: u64 = 3;
 const SYNC_STEP_1: u64 = 0;
 const SYNC_STEP_2: u64 = 1;
 const SYNC_UPDATE: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_step_2_of_parts_is_the_y_protocols_message() {
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 300_000] {
+            let update = Bytes::from(vec![7u8; len]);
+            let Frame::Parts { text, parts } = sync_step2(update.clone()) else {
+                panic!("parts");
+            };
+            assert!(!text);
+            let joined: Vec<u8> = parts.iter().flat_map(|p| p.to_vec()).collect();
+            let expected = Message::Sync(SyncMessage::SyncStep2(update.to_vec())).encode_v1();
+            assert_eq!(joined, expected, "update of {len} bytes");
+            assert_eq!(
+                parts[1].as_ptr(),
+                update.as_ptr(),
+                "the update is shared, not copied"
+            );
+        }
+    }
+}

@@ -186,9 +186,9 @@ impl SessionProtocol for YjsProtocol {
                     out.push(op_frame(op));
                 }
             }
-            DocumentEvent::SyncStep2 { update } => out.push(binary(Message::Sync(
-                SyncMessage::SyncStep2(update.to_vec()),
-            ))),
+            DocumentEvent::SyncStep2 { update } => {
+                out.push(Action::Send(frame::sync_step2(update)))
+            }
             DocumentEvent::Awareness { update } => {
                 if let Some(action) = awareness_message(&update) {
                     out.push(action);
