@@ -84,6 +84,14 @@ async fn joiners_of_a_big_document_share_its_snapshot() {
     assert_eq!(late.recv_json().await["type"], "welcome");
     assert_eq!(late.recv_json().await["type"], "snapshot");
     drop(stalled);
+    // Stalled readers are a client's problem, not an operator's: nothing
+    // above `info` is logged for them.
+    let log = server.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let loud: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(loud.is_empty(), "{loud:?}");
 }
 
 /// Ops committed while a joiner's big snapshot is still being written (in
