@@ -216,6 +216,7 @@ pub enum Row {
     W3(Box<W3Row>),
     W4Build(Box<W4BuildRow>),
     W4Load(Box<W4LoadRow>),
+    Hostile(Box<crate::hostile::report::HostileRow>),
 }
 
 const W1_HEADERS: [&str; 16] = [
@@ -664,6 +665,17 @@ pub fn print_tables(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
                         .map_or_else(|| "-".into(), |v| v.to_string()),
                     if r.text_ok { "yes" } else { "NO" }.to_string(),
                 ]
+            })
+            .collect(),
+    )?;
+    section(
+        out,
+        "Hostile load (watcher: op -> ack on another document, an op every 100 ms; rss peak: sampled every 100 ms or VmHWM)",
+        &crate::hostile::report::HEADERS,
+        rows.iter()
+            .filter_map(|r| match r {
+                Row::Hostile(r) => Some(r.cells()),
+                _ => None,
             })
             .collect(),
     )?;
