@@ -18,7 +18,9 @@
 //!    typed refusals, close codes. Depends on nothing in the crate. Beside
 //!    it, leaves used by every layer: [`configuration`] (`settings.toml` +
 //!    `COLLAB__SECTION__KEY` overrides), [`metrics`] (engine-wide
-//!    counters), [`crdt`] (update validation and state encoding with yrs).
+//!    counters), [`crdt`] (update validation, with a pre-parser that
+//!    checks every count before yrs decodes, and state encoding), [`rate`]
+//!    (the token bucket of every rate limit).
 //! 2. [`store`]: persistence through sea-orm (`entity` and `migration`
 //!    crates): the op log, snapshots, revocations, cold-load log reads
 //!    through rusqlite, WAL checkpoints, injected commit faults for drills.
@@ -30,13 +32,15 @@
 //!    (submit, read, subscribe, close) any caller can use.
 //! 4. [`session_manager`]: the `SessionManager` actor: the registry of
 //!    sessions and loaded documents, one supervised `DocumentActor` per
-//!    document, and [`session_manager::Documents`], the document API for
+//!    document on a pool of arbiter threads, and [`session_manager::Documents`], the document API for
 //!    callers that are not sessions.
 //! 5. [`protocols`]: the wire protocols, sans-IO: [`protocols::native`]
 //!    (JSON, `/ws/{id}`) and [`protocols::yjs`] (y-websocket, `/yjs/{id}`).
 //! 6. [`transport`]: the WebSocket session actor (the only user of
-//!    actix-web-actors), and [`http`]: every route (WebSocket upgrades,
-//!    health and readiness, the fault-injection drills).
+//!    actix-web-actors) with its parts (per-session rates, fragmented
+//!    sending of big messages, connection limits), and [`http`]: every
+//!    route (WebSocket upgrades, health and readiness, the admin API, the
+//!    fault-injection drills).
 //! 7. [`engine`]: [`CollabEngine`], the embeddable part (actors + routes),
 //!    and [`startup`]: the stand-alone [`Application`] (listener, signals);
 //!    `main.rs` is the command line around it (`serve`, `migrate`,

@@ -42,13 +42,7 @@ impl DocumentActor {
         ctx.spawn(
             async move {
                 store
-                    .commit(
-                        &id,
-                        &ops,
-                        snapshot.as_ref(),
-                        expected_head,
-                        create.as_deref(),
-                    )
+                    .commit(&id, &ops, snapshot, expected_head, create.as_deref())
                     .await
             }
             .into_actor(self)

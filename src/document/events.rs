@@ -140,6 +140,14 @@ pub struct BacklogTicket {
     bytes: usize,
 }
 
+impl BacklogTicket {
+    /// A ticket that counts nothing (to stand in for one taken out of an
+    /// event).
+    pub fn detached() -> Self {
+        Backlog::default().ticket(0, 0)
+    }
+}
+
 impl Drop for BacklogTicket {
     fn drop(&mut self) {
         self.counts.ops.fetch_sub(self.ops, Ordering::Relaxed);

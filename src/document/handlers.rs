@@ -98,15 +98,15 @@ impl Handler<SyncStateVector> for DocumentActor {
 
     fn handle(&mut self, msg: SyncStateVector, ctx: &mut Context<Self>) {
         self.guarded(ctx, "answering a sync step 1", |act, _ctx| {
-            let Some(state) = act.state() else {
+            let id = act.id.clone();
+            let Some(state) = act.state_mut() else {
                 return;
             };
             let event = match state.diff_since(&msg.state_vector) {
                 Ok(update) => DocumentEvent::SyncStep2 { update },
                 Err(problem) => {
                     log::info!(
-                        "document {}: sync step 1 of session {} refused: {problem}",
-                        act.id,
+                        "document {id}: sync step 1 of session {} refused: {problem}",
                         msg.session_id
                     );
                     DocumentEvent::Close {

@@ -34,7 +34,7 @@ impl Store {
         &self,
         id: &str,
         ops: &[Arc<CommittedOp>],
-        snapshot: Option<&NewSnapshot>,
+        snapshot: Option<NewSnapshot>,
         expected_head: Option<u64>,
         create: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -67,12 +67,18 @@ impl Store {
             .await?;
         }
         if let Some(snapshot) = snapshot {
+            let NewSnapshot {
+                server_seq,
+                state,
+                prune_below,
+            } = snapshot;
             // A snapshot at the same seq exists when the previous one could
             // not be decoded (the document loaded from an older one): replace it.
             snapshots::Entity::insert(snapshots::ActiveModel {
                 document_id: Set(id.to_owned()),
-                server_seq: Set(to_i64(snapshot.server_seq)),
-                state: Set(snapshot.state.clone()),
+                server_seq: Set(to_i64(server_seq)),
+                // Moved, not copied: a snapshot can be as big as the document.
+                state: Set(state),
                 created_at: Set(now),
             })
             .on_conflict(
@@ -84,7 +90,7 @@ impl Store {
             .await?;
             snapshots::Entity::delete_many()
                 .filter(snapshots::Column::DocumentId.eq(id))
-                .filter(snapshots::Column::ServerSeq.lt(to_i64(snapshot.prune_below)))
+                .filter(snapshots::Column::ServerSeq.lt(to_i64(prune_below)))
                 .exec(&txn)
                 .await?;
         }

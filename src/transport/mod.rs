@@ -7,6 +7,7 @@
 pub mod connections;
 pub mod fragments;
 pub mod inbound_rate;
+pub mod outgoing;
 pub mod oversize;
 mod session_config;
 pub mod slots;

@@ -19,17 +19,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_http::ws::Item;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
 use super::connections::ConnectionPermit;
 use super::fragments::{Fragments, Reassembled, close_reason};
 use super::inbound_rate::InboundRate;
+use super::outgoing::{Outgoing, Write};
 use super::session_config::{NewSession, SessionConfig};
 use super::slots::SessionSlot;
 use crate::document::{
-    DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness, RelayAwareness,
-    SubmitOp, Submitter, SyncStateVector,
+    BacklogTicket, DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness,
+    RelayAwareness, SubmitOp, Submitter, SyncStateVector,
 };
 use crate::protocols::{Action, JoinRequest, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, UnregisterSession};
@@ -56,6 +58,7 @@ pub fn start<P: SessionProtocol>(
         last_alive: Instant::now(),
         fragments: Fragments::default(),
         rate: InboundRate::new(config.rates),
+        outgoing: Outgoing::default(),
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(config.max_message_bytes)
@@ -85,6 +88,8 @@ pub struct WsSession<P: SessionProtocol> {
     fragments: Fragments,
     /// How far ahead of its ops and bytes rates the client is.
     rate: InboundRate,
+    /// Frames waiting behind a big message being sent in fragments.
+    outgoing: Outgoing,
 }
 
 impl<P: SessionProtocol> WsSession<P> {
@@ -95,8 +100,7 @@ impl<P: SessionProtocol> WsSession<P> {
                 return;
             }
             match action {
-                Action::Send(Frame::Text(text)) => ctx.text(text),
-                Action::Send(Frame::Binary(data)) => ctx.binary(data),
+                Action::Send(frame) => self.send(frame, ctx),
                 Action::Join(request) => self.join(request, ctx),
                 Action::Submit {
                     client_op_id,
@@ -139,6 +143,52 @@ impl<P: SessionProtocol> WsSession<P> {
                 }
                 Action::Close { code, reason } => self.close(ctx, code, &reason),
             }
+        }
+    }
+
+    /// Sends `frame`: at once, or behind a big message being written.
+    fn send(&mut self, frame: Frame, ctx: &mut ws::WebsocketContext<Self>) {
+        match frame {
+            Frame::Text(text) if !self.outgoing.in_progress() => ctx.text(text),
+            Frame::Binary(data) if !self.outgoing.in_progress() => ctx.binary(data),
+            frame => {
+                let idle = !self.outgoing.in_progress();
+                self.outgoing.push(frame);
+                if idle {
+                    self.write_outgoing(ctx);
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued up to the next fragment of a big message,
+    /// and comes back for the rest on a later turn: the context runs again
+    /// only once the socket took what was written, so a slow reader holds
+    /// one fragment, not the whole message.
+    fn write_outgoing(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.closed {
+            return;
+        }
+        for write in self.outgoing.next_writes() {
+            let message = match write {
+                Write::Text(text) => ws::Message::Text(text),
+                Write::Binary(data) => ws::Message::Binary(data),
+                Write::Fragment {
+                    text,
+                    first,
+                    last,
+                    data,
+                } => ws::Message::Continuation(match (first, last, text) {
+                    (true, _, true) => Item::FirstText(data),
+                    (true, _, false) => Item::FirstBinary(data),
+                    (false, false, _) => Item::Continue(data),
+                    (false, true, _) => Item::Last(data),
+                }),
+            };
+            ctx.write_raw(message);
+        }
+        if self.outgoing.in_progress() {
+            ctx.run_later(Duration::ZERO, |act, ctx| act.write_outgoing(ctx));
         }
     }
 
@@ -329,9 +379,17 @@ impl<P: SessionProtocol> Actor for WsSession<P> {
 impl<P: SessionProtocol> Handler<DocumentEvent> for WsSession<P> {
     type Result = ();
 
-    fn handle(&mut self, event: DocumentEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, mut event: DocumentEvent, ctx: &mut Self::Context) {
         if self.closed {
             return;
+        }
+        if self.outgoing.in_progress()
+            && let DocumentEvent::Committed { ticket, .. } = &mut event
+        {
+            // Its frames wait behind a big message: it stays in the
+            // session's backlog until they are written.
+            self.outgoing
+                .hold(std::mem::replace(ticket, BacklogTicket::detached()));
         }
         let own = self.id;
         self.with_protocol(ctx, |p, out| p.on_event(own, event, out));

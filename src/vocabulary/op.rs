@@ -13,6 +13,15 @@ use super::SessionId;
 pub enum Frame {
     Text(ByteString),
     Binary(Bytes),
+    /// One big message (a snapshot, a sync step 2) made of shared parts,
+    /// sent as a fragmented WebSocket message a fragment at a time as the
+    /// socket drains: every receiver shares the parts (the encoded state
+    /// of the document), none needs a copy of the whole message.
+    /// `text`: a text message (the parts are UTF-8 once joined).
+    Parts {
+        text: bool,
+        parts: Vec<Bytes>,
+    },
 }
 
 /// The wire formats that encode committed ops for their receivers. Each

@@ -18,6 +18,7 @@ mod embedding;
 mod embedding_auth;
 mod empty_documents;
 mod faults;
+mod hostile_input;
 mod lifecycle;
 mod outage;
 mod outbound_limits;

@@ -1,8 +1,14 @@
 //! What the server holds for its readers stays bounded:
 //! `limits.max_session_backlog_bytes` drops a reader that does not read
-//! big ops long before `documents.max_session_backlog_ops` would.
+//! big ops long before `documents.max_session_backlog_ops` would, and the
+//! joiners of a big document share its encoded snapshot, sent in
+//! fragments, instead of holding a copy each.
 
-use crate::helpers::{Backend, Peer, StalledClient, spawn_app_with};
+use std::time::Duration;
+
+use crate::helpers::{
+    Backend, Peer, ServerProcess, StalledClient, TestDatabase, WsClient, spawn_app_with,
+};
 
 /// A client that never reads, behind on ~60 ops of 64 KB: over a backlog
 /// of 1 MB it is dropped though it is far below the op limit, and the
@@ -33,4 +39,49 @@ async fn a_reader_behind_on_big_ops_is_dropped_by_bytes() {
     drop(stalled);
     let reader = Peer::join(&app, "big-ops", "reader").await;
     assert_eq!(reader.text(), writer.text());
+}
+
+/// A 16 MB document (a 21 MB base64 snapshot) and 20 joiners that never
+/// read: the server's memory grows by the shared encodings, not by 20
+/// copies of the snapshot (each stalled joiner holds one fragment). A
+/// joiner that reads gets the whole snapshot (reassembled from fragments).
+#[actix_web::test]
+async fn joiners_of_a_big_document_share_its_snapshot() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let server = ServerProcess::start(
+        &db.url,
+        &[
+            ("COLLAB__DOCUMENTS__MAX_MESSAGE_BYTES", "4194304"),
+            ("COLLAB__LIMITS__BYTES_PER_SEC_PER_SESSION", "1073741824"),
+        ],
+    );
+    let url = server.ws_url("big");
+    let mut writer = Peer::join_url(&url, "writer").await;
+    let chunk = "b".repeat(1 << 20);
+    for n in 0..16 {
+        writer.insert(0, &chunk).await;
+        writer.sync_to(n + 1).await;
+    }
+    // The first joiner makes the shared encodings; the baseline is after it.
+    let reader = Peer::join_url(&url, "reader").await;
+    assert_eq!(reader.text().len(), 16 << 20, "the snapshot arrived whole");
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_bytes();
+    let mut stalled = Vec::new();
+    for n in 0..20 {
+        stalled.push(StalledClient::join(server.port, "big", &format!("stalled-{n}")).await);
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    let growth = server.rss_bytes().saturating_sub(before);
+    assert!(
+        growth < 120 << 20,
+        "20 stalled joiners of a 21 MB snapshot grew the server by {} MiB",
+        growth >> 20
+    );
+    // Everyone else is still served.
+    let mut late = WsClient::connect_url(&url).await;
+    late.hello("late", None, None).await;
+    assert_eq!(late.recv_json().await["type"], "welcome");
+    assert_eq!(late.recv_json().await["type"], "snapshot");
+    drop(stalled);
 }

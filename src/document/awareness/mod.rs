@@ -23,10 +23,9 @@ use bytes::Bytes;
 use yrs::ClientID;
 use yrs::sync::AwarenessUpdate;
 use yrs::sync::awareness::AwarenessUpdateEntry;
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
-use crate::crdt::AwarenessProblem;
+use crate::crdt::{self, AwarenessProblem};
 use crate::vocabulary::SessionId;
 
 /// The JSON a removed state is announced with.
@@ -89,8 +88,7 @@ impl AwarenessRegistry {
         update: &[u8],
         max_clients: usize,
     ) -> Result<Applied, Refused> {
-        let update = AwarenessUpdate::decode_v1(update)
-            .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
+        let update = crdt::decode_awareness(update)?;
         // Sorted out before anything changes, so a refused update changes nothing.
         let mut accepted = Vec::new();
         let (mut ignored, mut claims, mut releases) = (0, 0, 0);

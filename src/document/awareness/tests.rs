@@ -2,6 +2,7 @@
 //! client ids per session, the latest states of a session.
 
 use super::*;
+use yrs::updates::decoder::Decode;
 
 const MAX: usize = 4;
 

@@ -323,9 +323,14 @@ impl DocumentState {
     }
 
     /// What a peer with state vector `state_vector` (v1) lacks, as one v1
-    /// update (pending structs and the whole delete set included).
-    pub fn diff_since(&self, state_vector: &[u8]) -> Result<Bytes, BadStateVector> {
+    /// update (pending structs and the whole delete set included). A peer
+    /// with nothing gets the shared [`DocumentState::full_state`]: every new
+    /// joiner of a head shares one encoding.
+    pub fn diff_since(&mut self, state_vector: &[u8]) -> Result<Bytes, BadStateVector> {
         let sv = crdt::decode_state_vector(state_vector)?;
+        if sv.is_empty() {
+            return Ok(self.full_state());
+        }
         Ok(Bytes::from(
             self.doc.transact().encode_state_as_update_v1(&sv),
         ))

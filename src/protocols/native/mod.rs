@@ -54,6 +54,28 @@ fn text(json: String) -> Action {
     Action::Send(Frame::Text(ByteString::from(json)))
 }
 
+/// The `snapshot` message, made of parts around the document's shared
+/// base64 state (built once per head and shared by every joiner): the
+/// transport sends it in fragments, so no joiner needs a copy of it.
+fn snapshot_frame(server_seq: u64, state: Arc<str>) -> Action {
+    /// The shared state as bytes, without a copy.
+    struct SharedState(Arc<str>);
+    impl AsRef<[u8]> for SharedState {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    let prefix = format!(r#"{{"type":"snapshot","server_seq":{server_seq},"state":""#);
+    Action::Send(Frame::Parts {
+        text: true,
+        parts: vec![
+            Bytes::from(prefix),
+            Bytes::from_owner(SharedState(state)),
+            Bytes::from_static(br#""}"#),
+        ],
+    })
+}
+
 /// `{"type":"op",...}` for `op`, built once per op and shared by every
 /// native session that receives it.
 fn op_frame(op: &CommittedOp) -> Action {
@@ -264,13 +286,9 @@ impl SessionProtocol for NativeProtocol {
                 ));
                 match catch_up {
                     CatchUp::Replay { ops } => out.extend(ops.iter().map(|op| op_frame(op))),
-                    CatchUp::Snapshot { server_seq, state } => out.push(text(
-                        ServerMessage::Snapshot {
-                            server_seq,
-                            state: &state,
-                        }
-                        .to_json(),
-                    )),
+                    CatchUp::Snapshot { server_seq, state } => {
+                        out.push(snapshot_frame(server_seq, state))
+                    }
                     CatchUp::StateVector { .. } => {}
                 }
                 if let Some(update) = awareness {

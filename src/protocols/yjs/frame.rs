@@ -1,19 +1,42 @@
 //! Decoding and encoding y-protocols frames (lib0 encoding): every message
-//! of a frame is decoded and validated before any is acted on.
+//! of a frame is decoded and validated before any is acted on. The Yjs
+//! binaries inside (state vectors, awareness updates) are checked by
+//! [`crate::crdt`]'s pre-parser before yrs decodes them; updates are
+//! checked the same way by the session (`crdt::decode_update`).
 
 use bytes::Bytes;
-use yrs::StateVector;
 use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use crate::crdt;
 use crate::protocols::ProtocolLimits;
+use crate::vocabulary::Frame;
 use crate::vocabulary::close_code::{INVALID_PAYLOAD, UNSUPPORTED_DATA};
 
 /// One y-protocols sync `Update` message carrying `update`.
 pub fn update_frame(update: &[u8]) -> Bytes {
     Bytes::from(Message::Sync(SyncMessage::Update(update.to_vec())).encode_v1())
+}
+
+/// One y-protocols sync step 2 message carrying `update`, made of parts:
+/// the update itself (often the document's shared full state) is not
+/// copied, and the transport sends it in fragments.
+pub fn sync_step2(update: Bytes) -> Frame {
+    let mut header = vec![MESSAGE_SYNC as u8, SYNC_STEP_2 as u8];
+    let mut len = update.len() as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            header.push(byte);
+            break;
+        }
+        header.push(byte | 0x80);
+    }
+    Frame::Parts {
+        text: false,
+        parts: vec![Bytes::from(header), update],
+    }
 }
 
 /// One decoded y-protocols message of a frame.
@@ -85,12 +108,7 @@ pub(super) fn decode_frame(
             MESSAGE_SYNC => match reader.var_uint("sync message type")? {
                 SYNC_STEP_1 => {
                     let sv = reader.buf("state vector")?;
-                    StateVector::decode_v1(sv).map_err(|e| {
-                        (
-                            INVALID_PAYLOAD,
-                            format!("state vector cannot be decoded: {e}"),
-                        )
-                    })?;
+                    crdt::decode_state_vector(sv).map_err(|e| (INVALID_PAYLOAD, e.to_string()))?;
                     messages.push(Incoming::SyncStep1(Bytes::copy_from_slice(sv)));
                 }
                 SYNC_STEP_2 | SYNC_UPDATE => {
@@ -135,3 +153,27 @@ const MESSAGE_QUERY_AWARENESS: u64 = 3;
 const SYNC_STEP_1: u64 = 0;
 const SYNC_STEP_2: u64 = 1;
 const SYNC_UPDATE: u64 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_step_2_of_parts_is_the_y_protocols_message() {
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 300_000] {
+            let update = Bytes::from(vec![7u8; len]);
+            let Frame::Parts { text, parts } = sync_step2(update.clone()) else {
+                panic!("parts");
+            };
+            assert!(!text);
+            let joined: Vec<u8> = parts.iter().flat_map(|p| p.to_vec()).collect();
+            let expected = Message::Sync(SyncMessage::SyncStep2(update.to_vec())).encode_v1();
+            assert_eq!(joined, expected, "update of {len} bytes");
+            assert_eq!(
+                parts[1].as_ptr(),
+                update.as_ptr(),
+                "the update is shared, not copied"
+            );
+        }
+    }
+}

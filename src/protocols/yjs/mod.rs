@@ -16,9 +16,7 @@ mod frame;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use yrs::StateVector;
 use yrs::sync::{Message, SyncMessage};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 
 use super::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
@@ -67,7 +65,7 @@ fn op_frame(op: &CommittedOp) -> Action {
 }
 
 fn awareness_message(update: &[u8]) -> Option<Action> {
-    yrs::sync::AwarenessUpdate::decode_v1(update)
+    crdt::decode_awareness(update)
         .ok()
         .map(|update| binary(Message::Awareness(update)))
 }
@@ -174,7 +172,7 @@ impl SessionProtocol for YjsProtocol {
                 ..
             } => {
                 if let CatchUp::StateVector { state_vector } = catch_up {
-                    match StateVector::decode_v1(&state_vector) {
+                    match crdt::decode_state_vector(&state_vector) {
                         Ok(sv) => out.push(binary(Message::Sync(SyncMessage::SyncStep1(sv)))),
                         Err(e) => log::error!("document sent an undecodable state vector: {e}"),
                     }
@@ -188,9 +186,9 @@ impl SessionProtocol for YjsProtocol {
                     out.push(op_frame(op));
                 }
             }
-            DocumentEvent::SyncStep2 { update } => out.push(binary(Message::Sync(
-                SyncMessage::SyncStep2(update.to_vec()),
-            ))),
+            DocumentEvent::SyncStep2 { update } => {
+                out.push(Action::Send(frame::sync_step2(update)))
+            }
             DocumentEvent::Awareness { update } => {
                 if let Some(action) = awareness_message(&update) {
                     out.push(action);
@@ -209,7 +207,7 @@ impl SessionProtocol for YjsProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::{Doc, Text, Transact};
+    use yrs::{Doc, StateVector, Text, Transact};
 
     fn actions(protocol: &mut YjsProtocol, frame: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();

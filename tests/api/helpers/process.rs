@@ -59,6 +59,18 @@ impl ServerProcess {
         format!("ws://127.0.0.1:{}/ws/{document_id}", self.port)
     }
 
+    /// The server's resident memory now, in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS")
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL");

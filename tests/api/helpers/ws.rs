@@ -29,6 +29,8 @@ pub struct WsClient {
     pub close_reason: Option<String>,
     /// Skip binary frames (a y-websocket connection) instead of failing.
     skip_binary: bool,
+    /// A fragmented message being reassembled (`true`: text).
+    fragments: Option<(bool, Vec<u8>)>,
 }
 
 impl WsClient {
@@ -52,6 +54,7 @@ impl WsClient {
             framed,
             close_reason: None,
             skip_binary: false,
+            fragments: None,
         }
     }
 
@@ -134,6 +137,13 @@ impl WsClient {
                 Ok(Some(Err(_))) => return Some(Incoming::Closed(None)),
                 Ok(Some(Ok(frame))) => frame,
             };
+            let frame = match frame {
+                Frame::Continuation(item) => match self.reassemble(item) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
+                frame => frame,
+            };
             match frame {
                 Frame::Text(bytes) => {
                     let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -153,9 +163,41 @@ impl WsClient {
                 }
                 Frame::Pong(_) => {}
                 Frame::Binary(_) if self.skip_binary => {}
-                Frame::Binary(_) | Frame::Continuation(_) => panic!("unexpected binary frame"),
+                Frame::Binary(_) => panic!("unexpected binary frame"),
+                Frame::Continuation(_) => unreachable!("reassembled above"),
             }
         }
+    }
+
+    /// Adds a fragment to the message being reassembled; the whole message
+    /// once its last fragment arrived.
+    fn reassemble(&mut self, item: actix_http::ws::Item) -> Option<Frame> {
+        use actix_http::ws::Item;
+        match item {
+            Item::FirstText(data) => self.fragments = Some((true, data.to_vec())),
+            Item::FirstBinary(data) => self.fragments = Some((false, data.to_vec())),
+            Item::Continue(data) => {
+                let (_, buffer) = self
+                    .fragments
+                    .as_mut()
+                    .expect("a continuation without a first frame");
+                buffer.extend_from_slice(&data);
+            }
+            Item::Last(data) => {
+                let (text, mut buffer) = self
+                    .fragments
+                    .take()
+                    .expect("a last frame without a first frame");
+                buffer.extend_from_slice(&data);
+                let bytes = bytes::Bytes::from(buffer);
+                return Some(if text {
+                    Frame::Text(bytes)
+                } else {
+                    Frame::Binary(bytes)
+                });
+            }
+        }
+        None
     }
 
     /// Asserts that nothing (no message, no close) arrives within `wait`;

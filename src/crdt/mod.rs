@@ -1,13 +1,33 @@
-//! The few yrs operations the server needs: validating a client's update and
-//! encoding a full state. Free of actix so it is unit-testable.
+//! The few yrs operations the server needs: validating a client's update,
+//! awareness update or state vector, and encoding a full state. Free of
+//! actix so it is unit-testable.
+//!
+//! Every Yjs binary a client sends is walked by the pre-parser
+//! ([`v1_check`]) before yrs decodes it: yrs reserves memory for the
+//! entry counts a binary declares, and the pre-parser refuses any count
+//! larger than the bytes that follow, so a few hostile bytes cannot make
+//! the server reserve GiBs (or overflow the stack with nested `Any`
+//! values). Decode client bytes only through the functions here.
+
+mod v1_any;
+mod v1_check;
+mod v1_reader;
+mod v1_struct;
+
+#[cfg(test)]
+mod probes;
+#[cfg(test)]
+mod round_trips;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use yrs::sync::AwarenessUpdate;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-/// The bytes of a client update that decoded as a non-empty Yjs v1 update.
+/// The bytes of a client update that passed the pre-parser and decoded as
+/// a non-empty Yjs v1 update.
 ///
 /// Only [`decode_update`] makes one, so holding a `ValidUpdate` proves the
 /// check happened (on the session's thread, off the document's). The bytes
@@ -71,8 +91,10 @@ pub fn decode_base64_update(text: &str) -> Result<ValidUpdate, UpdateProblem> {
     decode_update(Bytes::from(raw))
 }
 
-/// Checks that `raw` is a decodable, non-empty Yjs v1 update.
+/// Checks that `raw` is a decodable, non-empty Yjs v1 update: the
+/// pre-parser first, then yrs.
 pub fn decode_update(raw: Bytes) -> Result<ValidUpdate, UpdateProblem> {
+    v1_check::update(&raw).map_err(|e| UpdateProblem::Undecodable(e.to_string()))?;
     let update = Update::decode_v1(&raw).map_err(|e| UpdateProblem::Undecodable(e.to_string()))?;
     if update.is_empty() {
         return Err(UpdateProblem::Empty);
@@ -93,6 +115,13 @@ pub fn decode_base64_awareness(
     Ok(Bytes::from(raw))
 }
 
+/// Decodes a y-protocols awareness update: the pre-parser first, then
+/// yrs. The states are not looked at (see [`validate_awareness`]).
+pub fn decode_awareness(raw: &[u8]) -> Result<AwarenessUpdate, AwarenessProblem> {
+    v1_check::awareness(raw).map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
+    AwarenessUpdate::decode_v1(raw).map_err(|e| AwarenessProblem::Undecodable(e.to_string()))
+}
+
 /// Checks that `raw` is a y-protocols awareness update whose states are
 /// JSON (clients parse them; one bad state would break every receiver) of
 /// at most `max_state_bytes` each (`limits.max_awareness_state_bytes`).
@@ -104,8 +133,7 @@ pub fn decode_base64_awareness(
 /// of the document shares. Which client ids a session may publish needs
 /// the document's registry, so that limit is the document's.
 pub fn validate_awareness(raw: &[u8], max_state_bytes: usize) -> Result<(), AwarenessProblem> {
-    let update = yrs::sync::AwarenessUpdate::decode_v1(raw)
-        .map_err(|e| AwarenessProblem::Undecodable(e.to_string()))?;
+    let update = decode_awareness(raw)?;
     if let Some((client, entry)) = update
         .clients
         .iter()
@@ -128,8 +156,9 @@ pub fn validate_awareness(raw: &[u8], max_state_bytes: usize) -> Result<(), Awar
     Ok(())
 }
 
-/// Checks that `raw` is a decodable v1 state vector.
+/// Decodes a v1 state vector: the pre-parser first, then yrs.
 pub fn decode_state_vector(raw: &[u8]) -> Result<StateVector, BadStateVector> {
+    v1_check::state_vector(raw).map_err(|e| BadStateVector(e.to_string()))?;
     StateVector::decode_v1(raw).map_err(|e| BadStateVector(e.to_string()))
 }
 
