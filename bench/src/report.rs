@@ -668,17 +668,24 @@ pub fn print_tables(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
             })
             .collect(),
     )?;
+    let hostile: Vec<&crate::hostile::report::HostileRow> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Hostile(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
     section(
         out,
         "Hostile load (watcher: op -> ack on another document, an op every 100 ms; rss peak: sampled every 100 ms or VmHWM)",
         &crate::hostile::report::HEADERS,
-        rows.iter()
-            .filter_map(|r| match r {
-                Row::Hostile(r) => Some(r.cells()),
-                _ => None,
-            })
-            .collect(),
+        hostile.iter().map(|r| r.cells()).collect(),
     )?;
+    for r in &hostile {
+        for remark in r.remarks() {
+            writeln!(out, "  {} {}: {remark}", r.label, r.probe)?;
+        }
+    }
     Ok(())
 }
 

@@ -270,7 +270,11 @@ fn make_row(
             let relayed = per_s("updates_received") / 19.0;
             let written = per_s("updates_written");
             attacker.insert("updates_written_per_s".into(), written);
-            let s = format!("{relayed:.0} updates/s relayed ({written:.0}/s written)");
+            attacker.insert("bytes_written_per_s".into(), per_s("bytes_written"));
+            let s = format!(
+                "{relayed:.0} updates/s relayed ({written:.0}/s, {:.1} MB/s written)",
+                per_s("bytes_written") / 1e6
+            );
             (relayed, "updates/s relayed", s)
         }
         Probe::NeverIntegrate | Probe::Flood | Probe::BigDeletes => {
@@ -279,10 +283,20 @@ fn make_row(
             attacker.insert("ops_acked_per_s".into(), ops);
             attacker.insert("bytes_acked_per_s".into(), bytes);
             attacker.insert("ops_written_per_s".into(), per_s("ops_written"));
+            let written = per_s("bytes_written");
+            attacker.insert("bytes_written_per_s".into(), written);
             let s = if opts.probe == Probe::BigDeletes {
-                format!("{ops:.1} ops/s acked ({:.2} MB/s)", bytes / 1e6)
+                format!(
+                    "{ops:.1} ops/s acked ({:.2} MB/s; {:.1} MB/s written)",
+                    bytes / 1e6,
+                    written / 1e6
+                )
             } else {
-                format!("{ops:.0} ops/s acked ({:.0} KB/s)", bytes / 1e3)
+                format!(
+                    "{ops:.0} ops/s acked ({:.0} KB/s; {:.1} MB/s written)",
+                    bytes / 1e3,
+                    written / 1e6
+                )
             };
             (ops, "ops/s acked", s)
         }

@@ -106,8 +106,8 @@ async fn upgrade(authority: &str, path: &str) -> Result<(TcpStream, Vec<u8>), Op
     match status_of(&head) {
         Some(101) => Ok((stream, rest)),
         status => {
-            // The JSON body of a refusal, if it came along (or soon after).
-            if rest.len() < 512 {
+            // The JSON body of a refusal, if it did not come along.
+            if rest.is_empty() {
                 let mut more = [0u8; 1024];
                 if let Ok(Ok(n)) =
                     tokio::time::timeout(Duration::from_millis(50), stream.read(&mut more)).await

@@ -89,7 +89,7 @@ pub fn counts_cell(counts: &BTreeMap<String, u64>, max: usize) -> String {
     cells.join("; ")
 }
 
-pub const HEADERS: [&str; 11] = [
+pub const HEADERS: [&str; 12] = [
     "server",
     "probe",
     "watcher ops",
@@ -99,6 +99,7 @@ pub const HEADERS: [&str; 11] = [
     "max ms",
     "rss peak MiB",
     "srv cpu s",
+    "health ok, max ms",
     "attacker",
     "refusals / closes",
 ];
@@ -124,8 +125,37 @@ impl HostileRow {
             peak_cell,
             self.server_cpu_s
                 .map_or_else(|| "-".into(), |c| format!("{c:.1}")),
+            format!(
+                "{}/{}, {}",
+                self.health_ok,
+                self.health_checks,
+                ms(self.health_max_ms)
+            ),
             self.attacker_summary.clone(),
             counts_cell(&self.refusals, 3),
         ]
+    }
+
+    /// Lines for what does not fit the table: why the attack stopped, the
+    /// watcher's errors, failed health checks, notes, every refusal.
+    pub fn remarks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.aborted {
+            out.push(format!("attack stopped early: {why}"));
+        }
+        if !self.watcher_errors.is_empty() {
+            out.push(format!("watcher: {}", counts_cell(&self.watcher_errors, 8)));
+        }
+        if !self.health_failures.is_empty() {
+            out.push(format!(
+                "/health failures: {}",
+                counts_cell(&self.health_failures, 8)
+            ));
+        }
+        if self.refusals.len() > 3 {
+            out.push(format!("refusals: {}", counts_cell(&self.refusals, 20)));
+        }
+        out.extend(self.notes.iter().cloned());
+        out
     }
 }

@@ -133,6 +133,7 @@ pub async fn conflicts(ctx: &Ctx, next_client: &Cell<u64>) {
                 break;
             }
         }
+        ctx.add("bytes_written", peer.bytes_out);
         finish(ctx, &mut peer);
     }
 }
