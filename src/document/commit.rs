@@ -2,10 +2,13 @@
 //! committed, applying, acknowledging and broadcasting its ops, or, when it
 //! failed, refusing them.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use actix::prelude::*;
 
 use super::events::BacklogLimits;
 use super::pipeline::{Batch, NextCommit, answer};
+use super::state::DocumentState;
 use super::submit::answer_duplicate;
 use super::subscribers::TooSlow;
 use super::{Committed, DocumentActor, Phase};
@@ -17,12 +20,56 @@ impl DocumentActor {
     /// Starts the next transaction if none is in flight and there is
     /// something to write.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.pump_with(None, ctx);
+    }
+
+    /// [`DocumentActor::pump`] with the snapshot of `head` already encoded
+    /// (`encoded`). A snapshot that is due is first encoded on a blocking
+    /// thread (a big document takes a while), the document waiting for it.
+    fn pump_with(&mut self, encoded: Option<(u64, Vec<u8>)>, ctx: &mut Context<Self>) {
         let snapshot_every = self.settings.snapshot_every_ops;
+        let Some(state) = self.state() else {
+            return;
+        };
+        let head = state.head();
+        let encoded = encoded.filter(|(seq, _)| *seq == head);
+        if encoded.is_none()
+            && self
+                .pipeline
+                .snapshot_due(head, state.snapshot_seq(), snapshot_every)
+        {
+            // yrs' Doc is a shared handle: the blocking thread reads the
+            // same document, which nothing changes until it is done.
+            let doc = state.doc().clone();
+            self.pipeline.set_encoding_snapshot(true);
+            let encoding =
+                actix_web::rt::task::spawn_blocking(move || crdt::encode_full_state(&doc));
+            ctx.wait(encoding.into_actor(self).map(move |encoded, act, ctx| {
+                act.pipeline.set_encoding_snapshot(false);
+                match encoded {
+                Ok(bytes) => {
+                    act.pump_with(Some((head, bytes)), ctx);
+                    act.maybe_finish_flush();
+                }
+                Err(_) => {
+                    log::error!(
+                        "document {}: yrs panicked while encoding a snapshot; restarting from storage",
+                        act.id
+                    );
+                    ctx.stop();
+                }
+            }
+            }));
+            return;
+        }
+        let mut encoded = encoded.map(|(_, bytes)| bytes);
         let (next, create) = match &self.phase {
             Phase::Ready(state) | Phase::ShuttingDown(state) => (
                 self.pipeline
                     .start(state.head(), state.snapshot_seq(), snapshot_every, || {
-                        crdt::encode_full_state(state.doc())
+                        encoded
+                            .take()
+                            .unwrap_or_else(|| crdt::encode_full_state(state.doc()))
                     }),
                 state.row_to_create(),
             ),
@@ -67,9 +114,70 @@ impl DocumentActor {
             self.metrics
                 .commit(batch.ops.len(), batch.snapshot_seq.is_some());
         }
-        self.apply_and_broadcast(batch);
-        self.pump(ctx);
-        self.maybe_finish_flush();
+        if let Some(state) = self.state_mut() {
+            if !batch.ops.is_empty() || batch.snapshot_seq.is_some() {
+                // The commit wrote the document's row if it did not exist.
+                state.set_row_stored(true);
+            }
+            if let Some(seq) = batch.snapshot_seq {
+                // Encoded before the batch's ops were applied: they follow.
+                state.snapshot_stored(seq, batch.snapshot_bytes);
+            }
+        }
+        if let Some(seq) = batch.snapshot_seq {
+            log::debug!("document {}: snapshot at {seq} stored", self.id);
+        }
+        self.apply_then_broadcast(batch, ctx);
+    }
+
+    /// Applies a committed batch to the state on a blocking thread (yrs
+    /// can take long to integrate some updates: conflicting inserts of many
+    /// clients, huge deletions), so that the other documents of this
+    /// actor's arbiter keep being served meanwhile; this document handles
+    /// nothing else until then (`ctx.wait`), which keeps every step in
+    /// order. Then answers and broadcasts the batch and starts the next.
+    fn apply_then_broadcast(&mut self, batch: Batch, ctx: &mut Context<Self>) {
+        let finish = |act: &mut Self, batch: Batch, ctx: &mut Context<Self>| {
+            act.answer_and_broadcast(batch);
+            act.pump(ctx);
+            act.maybe_finish_flush();
+        };
+        let shutting_down = matches!(self.phase, Phase::ShuttingDown(_));
+        let state = match std::mem::replace(&mut self.phase, Phase::Loading) {
+            Phase::Ready(state) | Phase::ShuttingDown(state) => state,
+            other => {
+                self.phase = other;
+                return;
+            }
+        };
+        if batch.ops.is_empty() {
+            self.phase = restore(state, shutting_down);
+            return finish(self, batch, ctx);
+        }
+        let ops = batch.ops.clone();
+        let applying = actix_web::rt::task::spawn_blocking(move || {
+            let mut state = state;
+            let applied = catch_unwind(AssertUnwindSafe(|| state.apply_committed(&ops)));
+            applied.is_ok().then_some(state)
+        });
+        ctx.wait(applying.into_actor(self).map(move |applied, act, ctx| {
+            match applied {
+                Ok(Some(state)) => {
+                    act.phase = restore(state, shutting_down);
+                    finish(act, batch, ctx);
+                }
+                _ => {
+                    // The batch is committed: reloading from storage applies
+                    // it again; its senders get `unavailable` and their
+                    // resends are acked as duplicates.
+                    log::error!(
+                        "document {}: yrs panicked while applying committed ops; restarting from storage",
+                        act.id
+                    );
+                    ctx.stop();
+                }
+            }
+        }));
     }
 
     /// A commit failed. Its ops and every pending one are refused
@@ -102,22 +210,13 @@ impl DocumentActor {
         self.maybe_finish_flush();
     }
 
-    /// Applies a committed batch, answers its senders (acks through the
-    /// broadcast, replies directly) and broadcasts it.
-    fn apply_and_broadcast(&mut self, batch: Batch) {
+    /// Answers the senders of a committed batch that is applied (acks
+    /// through the broadcast, replies directly) and broadcasts it.
+    fn answer_and_broadcast(&mut self, batch: Batch) {
         let backlog_limits = self.backlog_limits();
         let (Phase::Ready(state) | Phase::ShuttingDown(state)) = &mut self.phase else {
             return;
         };
-        if !batch.ops.is_empty() || batch.snapshot_seq.is_some() {
-            // The commit wrote the document's row if it did not exist.
-            state.set_row_stored(true);
-        }
-        if let Some(seq) = batch.snapshot_seq {
-            state.snapshot_stored(seq, batch.snapshot_bytes);
-            log::debug!("document {}: snapshot at {seq} stored", self.id);
-        }
-        state.apply_committed(&batch.ops);
         for (op, sender) in batch.ops.iter().zip(batch.senders) {
             let committed = Committed {
                 server_seq: Some(op.server_seq),
@@ -177,5 +276,14 @@ impl DocumentActor {
                 );
             }
         }
+    }
+}
+
+/// The phase a document had before its state was lent to a blocking thread.
+fn restore(state: Box<DocumentState>, shutting_down: bool) -> Phase {
+    if shutting_down {
+        Phase::ShuttingDown(state)
+    } else {
+        Phase::Ready(state)
     }
 }

@@ -111,12 +111,20 @@ pub(super) struct CommitPipeline {
     /// Bytes of the updates of accepted ops not committed yet (pending
     /// and in flight), for `limits.max_document_bytes`.
     uncommitted_bytes: u64,
+    /// A due snapshot is being encoded (off the actor's thread) before the
+    /// next transaction starts: the pipeline is not idle meanwhile.
+    encoding_snapshot: bool,
 }
 
 impl CommitPipeline {
-    /// Nothing pending and nothing in flight.
+    /// Nothing pending, nothing in flight, no snapshot being encoded.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.is_none() && self.pending.is_empty()
+        self.in_flight.is_none() && self.pending.is_empty() && !self.encoding_snapshot
+    }
+
+    /// Records that a due snapshot is being encoded (`true`) or is done.
+    pub fn set_encoding_snapshot(&mut self, encoding: bool) {
+        self.encoding_snapshot = encoding;
     }
 
     /// Items waiting for a transaction.
@@ -134,6 +142,13 @@ impl CommitPipeline {
     /// Bytes of accepted updates not committed yet.
     pub fn uncommitted_bytes(&self) -> u64 {
         self.uncommitted_bytes
+    }
+
+    /// Whether the next [`CommitPipeline::start`] would write a snapshot
+    /// (so its caller can encode it beforehand, off the actor's thread).
+    pub fn snapshot_due(&self, head: u64, snapshot_seq: u64, snapshot_every: u64) -> bool {
+        let lag = head - snapshot_seq;
+        self.in_flight.is_none() && lag > 0 && (self.snapshot_wanted || lag >= snapshot_every)
     }
 
     /// Asks for a snapshot with the next transaction, due or not.
@@ -233,6 +248,8 @@ impl CommitPipeline {
     pub fn clear(&mut self) -> Vec<Sender> {
         self.verify_head = false;
         self.snapshot_wanted = false;
+        // A restart drops the encoding in progress with the actor's futures.
+        self.encoding_snapshot = false;
         self.drain()
     }
 

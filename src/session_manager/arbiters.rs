@@ -7,6 +7,16 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use actix::prelude::*;
 
+/// Which of `count` arbiters (at least 1) document `id` runs on: always
+/// the same for an id (`DefaultHasher::new` is a fixed-key SipHash).
+/// Public so that tests and operators can tell which documents share a
+/// thread.
+pub fn arbiter_index(id: &str, count: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    id.hash(&mut hasher);
+    (hasher.finish() % count.max(1) as u64) as usize
+}
+
 /// The pool. Dropping it (with the session manager, when the engine's
 /// system ends) stops its threads once their actors are done.
 pub(super) struct DocumentArbiters {
@@ -25,10 +35,7 @@ impl DocumentArbiters {
     /// The arbiter document `id` runs on: always the same one for an id
     /// (`DefaultHasher::new` is a fixed-key SipHash).
     pub(super) fn for_document(&self, id: &str) -> ArbiterHandle {
-        let mut hasher = DefaultHasher::new();
-        id.hash(&mut hasher);
-        let index = (hasher.finish() % self.arbiters.len() as u64) as usize;
-        self.arbiters[index].handle()
+        self.arbiters[arbiter_index(id, self.arbiters.len())].handle()
     }
 
     pub(super) fn len(&self) -> usize {

@@ -26,6 +26,7 @@ use crate::document::{
 };
 use crate::vocabulary::{JoinError, Refusal, SessionId, close_code};
 use arbiters::DocumentArbiters;
+pub use arbiters::arbiter_index;
 pub use documents::Documents;
 use memory::release_memory;
 pub use messages::*;

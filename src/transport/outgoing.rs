@@ -68,17 +68,21 @@ impl Outgoing {
         self.current.is_some()
     }
 
-    /// The writes to make now: every whole frame up to and including the
-    /// next fragment of a big message (then the caller comes back later).
+    /// The writes to make now: the next fragment of the big message being
+    /// written, and once that was its last, every frame queued behind it
+    /// up to the first fragment of the next big message. While
+    /// [`Outgoing::in_progress`] afterwards, the caller comes back later;
+    /// otherwise nothing is left queued.
     pub fn next_writes(&mut self) -> Vec<Write> {
         let mut writes = Vec::new();
         loop {
             if let Some(current) = &mut self.current {
                 writes.push(next_fragment(current));
-                if current.parts.is_empty() {
-                    self.current = None;
+                if !current.parts.is_empty() {
+                    return writes;
                 }
-                return writes;
+                self.current = None;
+                continue;
             }
             match self.queued.pop_front() {
                 None => {
@@ -239,6 +243,30 @@ mod tests {
         expected.extend_from_slice(b"\"}");
         assert_eq!(joined(&all), expected);
         assert!(!out.in_progress());
+    }
+
+    #[test]
+    fn frames_queued_during_a_big_message_follow_its_last_fragment_at_once() {
+        let mut out = Outgoing::default();
+        out.push(Frame::Parts {
+            text: false,
+            parts: vec![Bytes::from(vec![1u8; FRAGMENT_BYTES + 1])],
+        });
+        assert_eq!(out.next_writes().len(), 1, "the first fragment");
+        assert!(out.in_progress());
+        out.push(Frame::Binary(Bytes::from_static(b"op")));
+        out.push(Frame::Text("ack".into()));
+        let writes = out.next_writes();
+        assert!(matches!(writes[0], Write::Fragment { last: true, .. }));
+        assert_eq!(
+            writes[1..],
+            [
+                Write::Binary(Bytes::from_static(b"op")),
+                Write::Text("ack".into())
+            ]
+        );
+        assert!(!out.in_progress());
+        assert!(out.next_writes().is_empty(), "nothing left behind");
     }
 
     #[test]

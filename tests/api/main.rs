@@ -9,6 +9,7 @@ mod access_sessions;
 mod access_tokens;
 mod awareness_limits;
 mod bad_input;
+mod busy_documents;
 mod configuration;
 mod connection_limits;
 mod contention;

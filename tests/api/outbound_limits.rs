@@ -85,3 +85,32 @@ async fn joiners_of_a_big_document_share_its_snapshot() {
     assert_eq!(late.recv_json().await["type"], "snapshot");
     drop(stalled);
 }
+
+/// Ops committed while a joiner's big snapshot is still being written (in
+/// fragments) reach it right after the snapshot, in order, none missing.
+#[actix_web::test]
+async fn ops_committed_during_a_fragmented_snapshot_follow_it() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.documents.max_message_bytes = 4 << 20;
+    })
+    .await;
+    let mut writer = Peer::join(&app, "busy-big", "writer").await;
+    writer.insert(0, &"s".repeat(2 << 20)).await;
+    writer.sync_to(1).await;
+    for round in 0..3 {
+        // Ops keep committing while the joiner's 2.7 MB snapshot goes out.
+        let name = format!("joiner-{round}");
+        let joining = Peer::join(&app, "busy-big", &name);
+        let writing = async {
+            for _ in 0..20 {
+                writer.insert(0, "w").await;
+            }
+            let head = writer.last_seen + 20;
+            writer.sync_to(head).await;
+            head
+        };
+        let (mut joiner, head) = tokio::join!(joining, writing);
+        joiner.sync_to(head).await;
+        assert_eq!(joiner.text(), writer.text(), "round {round}");
+    }
+}

@@ -26,13 +26,26 @@ export const CloseCode = Object.freeze({
   /** The token's `exp` passed: reconnect with a fresh token. */
   TOKEN_EXPIRED: 4401,
   /** The subject's (or the token's) access was revoked. */
-  ACCESS_REVOKED: 4403
+  ACCESS_REVOKED: 4403,
+  /** An op was refused: the document is too large (`limits.max_document_bytes`). */
+  DOCUMENT_TOO_LARGE: 4413
 })
 
 // Close codes after which the client does not reconnect by itself: the
-// server says the client broke the protocol (1008) or sent a message larger
-// than its limit (1009). Reconnecting would just repeat the same failure.
-const FATAL_CLOSE_CODES = new Set([CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG])
+// server says the client broke the protocol (1008), sent a message larger
+// than its limit (1009), or wrote to a document that is too large (4413).
+// Reconnecting would just repeat the same failure (the refused op stays
+// queued locally).
+const FATAL_CLOSE_CODES = new Set([
+  CloseCode.POLICY_VIOLATION,
+  CloseCode.MESSAGE_TOO_BIG,
+  CloseCode.DOCUMENT_TOO_LARGE
+])
+const FATAL_ERROR_CODES = new Map([
+  [CloseCode.POLICY_VIOLATION, 'closed_policy_violation'],
+  [CloseCode.MESSAGE_TOO_BIG, 'closed_too_large'],
+  [CloseCode.DOCUMENT_TOO_LARGE, 'closed_document_too_large']
+])
 
 // The code this client uses when it closes a socket itself because the
 // server broke the ordering promise or sent something unexpected.
@@ -566,7 +579,7 @@ export class CollabClient extends Emitter {
       // Retrying would fail the same way; the application decides (connect()).
       this._wantConnected = false
       this.emit('error', {
-        code: code === CloseCode.MESSAGE_TOO_BIG ? 'closed_too_large' : 'closed_policy_violation',
+        code: FATAL_ERROR_CODES.get(code),
         closeCode: code,
         message: reason || `connection closed with ${code}`
       })

@@ -215,7 +215,20 @@ test('close 1009 is reported and not retried', async () => {
   assert.equal(client.status, 'disconnected')
 })
 
-test('closes other than 1008/1009 are retried with back-off', async () => {
+test('close 4413 (document too large) is reported and not retried', async () => {
+  const server = await fake(async (conn) => {
+    await conn.next()
+    conn.ws.close(4413, 'document too large; an op was refused')
+  })
+  const { client, errors } = openClient(server.url)
+  await waitFor(() => errors.length === 1)
+  assert.deepEqual(errors, [{ code: 'closed_document_too_large', closeCode: 4413, message: 'document too large; an op was refused' }])
+  await sleep(300)
+  assert.equal(server.connections.length, 1)
+  assert.equal(client.status, 'disconnected')
+})
+
+test('closes other than 1008/1009/4413 are retried with back-off', async () => {
   const codes = [1001, 1011, 1012, 1013, 4999]
   const server = await fake(async (conn) => {
     await conn.next()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, IdSet, ReadTxn, Transact, Update};
+use yrs::{Doc, IdSet, ReadTxn, StateVector, Transact, Update};
 
 use super::client_marks::{ClientMarks, OpDisposition};
 use super::replay_tail::ReplayTail;
@@ -68,6 +68,9 @@ pub struct DocumentState {
     state_cache: Option<(u64, Bytes, Option<Arc<str>>)>,
     /// The delete set at `.0`, for [`DocumentState::is_redundant`].
     deleted_cache: Option<(u64, IdSet)>,
+    /// The state vector at `.0`, for [`DocumentState::is_redundant`]: one
+    /// per head, not one per op (it costs a pass over every client).
+    known_cache: Option<(u64, StateVector)>,
     /// How big the state is (estimated) and what yrs holds pending.
     size: DocumentSize,
 }
@@ -125,6 +128,7 @@ impl DocumentState {
             marks: ClientMarks::default(),
             state_cache: None,
             deleted_cache: None,
+            known_cache: None,
             size,
         })
     }
@@ -346,7 +350,10 @@ impl DocumentState {
             return false;
         };
         let txn = self.doc.transact();
-        let known = txn.state_vector();
+        let known = match &self.known_cache {
+            Some((seq, known)) if *seq == self.head => known,
+            _ => &self.known_cache.insert((self.head, txn.state_vector())).1,
+        };
         let beyond_known = update
             .insertions(true)
             .iter()
