@@ -173,8 +173,7 @@ async fn sample_server(cfg: &WatchConfig, shared: &Shared) -> ServerStats {
             }
         }
     }
-    // The watcher's last acks arrive after the stop: keep the process's
-    // numbers until then.
+    // The end of the attack: the numbers of the process.
     stats.rss_peak_sampled_kib = Some(peak);
     stats.rss_end_kib = procfs::rss_kib(pid).ok();
     alive = alive && stats.rss_end_kib.is_some();
