@@ -9,6 +9,7 @@
 
 mod conn;
 mod hocuspocus;
+mod hostile;
 mod native;
 mod ops;
 mod procfs;
@@ -66,6 +67,9 @@ enum Command {
     /// document; `--phase load` (against a restarted server) times connect
     /// to synced and checks the text.
     W4(W4Args),
+    /// Hostile load: one attack (a probe) while a watcher client types on
+    /// another document; watcher latency, server RSS, the attacker's rate.
+    Hostile(HostileArgs),
     /// Prints the tables of JSON-lines results files.
     Table {
         /// Files written with `--json`.
@@ -225,6 +229,35 @@ struct W2Args {
     sync_timeout_secs: f64,
 }
 
+#[derive(Args)]
+struct HostileArgs {
+    /// Server URL: ws://HOST:PORT (native on /ws/DOC, y-websocket on /yjs/DOC).
+    #[arg(long)]
+    url: String,
+    /// Server process to measure (RSS every 100 ms, CPU) from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, value_enum)]
+    probe: hostile::Probe,
+    /// Length of the attack; the whole run ends within this plus 10 s.
+    #[arg(long, default_value_t = 10.0)]
+    secs: f64,
+    /// Name of the server in the report.
+    #[arg(long, default_value = "collab-engine")]
+    label: String,
+    /// Stop the attack when the server's RSS passes this (MiB): a safety
+    /// limit for a shared machine.
+    #[arg(long, default_value_t = 8192)]
+    rss_limit_mib: u64,
+    /// idle-connections: the most connections to open (also capped by
+    /// this process's open-file limit).
+    #[arg(long, default_value_t = 20_000)]
+    max_connections: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -257,6 +290,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::W2(args) => run_w2(args).await,
         Command::W3(args) => run_w3(args).await,
         Command::W4(args) => run_w4(args).await,
+        Command::Hostile(args) => run_hostile(args).await,
         Command::Table { files } => print_files(&files),
     }
 }
@@ -351,6 +385,21 @@ async fn run_w4(args: W4Args) -> Result<(), String> {
         )),
     };
     emit(&row, args.json);
+    Ok(())
+}
+
+async fn run_hostile(args: HostileArgs) -> Result<(), String> {
+    let opts = hostile::HostileOptions {
+        url: WsUrl::parse(&args.url)?,
+        server: args.server_pid.map(Pid::Other),
+        probe: args.probe,
+        secs: args.secs,
+        label: args.label.clone(),
+        rss_limit_mib: args.rss_limit_mib,
+        max_connections: args.max_connections,
+    };
+    let row = hostile::run(&opts).await?;
+    emit(&Row::Hostile(Box::new(row)), args.json);
     Ok(())
 }
 

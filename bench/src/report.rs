@@ -216,6 +216,7 @@ pub enum Row {
     W3(Box<W3Row>),
     W4Build(Box<W4BuildRow>),
     W4Load(Box<W4LoadRow>),
+    Hostile(Box<crate::hostile::report::HostileRow>),
 }
 
 const W1_HEADERS: [&str; 16] = [
@@ -667,6 +668,24 @@ pub fn print_tables(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
             })
             .collect(),
     )?;
+    let hostile: Vec<&crate::hostile::report::HostileRow> = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Hostile(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    section(
+        out,
+        "Hostile load (watcher: op -> ack on another document, an op every 100 ms; rss peak: sampled every 100 ms or VmHWM)",
+        &crate::hostile::report::HEADERS,
+        hostile.iter().map(|r| r.cells()).collect(),
+    )?;
+    for r in &hostile {
+        for remark in r.remarks() {
+            writeln!(out, "  {} {}: {remark}", r.label, r.probe)?;
+        }
+    }
     Ok(())
 }
 

@@ -236,6 +236,18 @@ impl RecvBuf {
     /// Reads what the socket has (waiting until it has something).
     /// Returns the number of bytes read, 0 at end of stream.
     pub async fn fill(&mut self, stream: &TcpStream) -> io::Result<usize> {
+        loop {
+            stream.readable().await?;
+            match self.try_fill(stream) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads what the socket has without waiting (`WouldBlock` when it has
+    /// nothing). Returns the number of bytes read, 0 at end of stream.
+    pub fn try_fill(&mut self, stream: &TcpStream) -> io::Result<usize> {
         if self.start > 0 && (self.start == self.end || self.start > self.buf.len() / 2) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -245,17 +257,9 @@ impl RecvBuf {
             let len = self.buf.len();
             self.buf.resize(len * 2, 0);
         }
-        loop {
-            stream.readable().await?;
-            match stream.try_read(&mut self.buf[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let n = stream.try_read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
     }
 
     /// The next complete frame in the buffer, or `Ok(None)` when more bytes
