@@ -6,6 +6,7 @@
 
 pub mod connections;
 pub mod fragments;
+pub mod inbound_gate;
 pub mod inbound_rate;
 pub mod outgoing;
 pub mod oversize;

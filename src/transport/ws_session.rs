@@ -15,6 +15,7 @@
 //! `stopping` leaves the document and unregisters.
 
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use actix_web_actors::ws;
 
 use super::connections::ConnectionPermit;
 use super::fragments::{Fragments, Reassembled, close_reason};
+use super::inbound_gate::{GatedPayload, InboundGate};
 use super::inbound_rate::InboundRate;
 use super::outgoing::{Outgoing, Write};
 use super::session_config::{NewSession, SessionConfig};
@@ -44,6 +46,7 @@ pub fn start<P: SessionProtocol>(
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let gate = Rc::new(InboundGate::default());
     let session = WsSession {
         id: new.id,
         peer: req.peer_addr().map(|address| address.ip()),
@@ -59,8 +62,10 @@ pub fn start<P: SessionProtocol>(
         fragments: Fragments::default(),
         rate: InboundRate::new(config.rates),
         outgoing: Outgoing::default(),
+        gate: gate.clone(),
     };
-    ws::WsResponseBuilder::new(session, req, stream)
+    // Frames are let in only as fast as the session handles them.
+    ws::WsResponseBuilder::new(session, req, GatedPayload::new(stream, gate))
         .frame_size(config.max_message_bytes)
         .start()
 }
@@ -90,6 +95,9 @@ pub struct WsSession<P: SessionProtocol> {
     rate: InboundRate,
     /// Frames waiting behind a big message being sent in fragments.
     outgoing: Outgoing,
+    /// Counts the frames handled, so that no more than a few are read
+    /// ahead of them from the client (`inbound_gate.rs`).
+    gate: Rc<InboundGate>,
 }
 
 impl<P: SessionProtocol> WsSession<P> {
@@ -398,6 +406,7 @@ impl<P: SessionProtocol> Handler<DocumentEvent> for WsSession<P> {
 
 impl<P: SessionProtocol> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession<P> {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.gate.handled_frame();
         self.last_alive = Instant::now();
         if self.closed {
             return;

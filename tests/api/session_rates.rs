@@ -76,3 +76,78 @@ async fn a_client_over_its_byte_rate_is_slowed_down_and_nothing_is_lost() {
     );
     assert_eq!(app.logged_ops("big").await.len(), 12);
 }
+
+/// A client that writes small ops as fast as it can and never reads: the
+/// server reads only as fast as the session handles them (a few frames
+/// ahead), so TCP pushes back on the client. What it manages to write in
+/// 3 s is bounded by the socket buffers, and so is the server's memory
+/// (before, the frame decoder buffered everything: about 200 MB/s).
+#[actix_web::test]
+async fn a_flooding_client_is_held_back_by_tcp_not_buffered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = crate::helpers::TestDatabase::create(&Backend::Sqlite).await;
+    let server = crate::helpers::ServerProcess::start(
+        &db.url,
+        &[("COLLAB__LIMITS__OPS_PER_SEC_PER_SESSION", "100")],
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"GET /ws/flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .expect("handshake");
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(stream.read_u8().await.expect("handshake response"));
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+    // Masked text frames with an all-zero mask.
+    let frame = |text: &str| {
+        let mut out = vec![0x81u8];
+        let len = text.len();
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(text.as_bytes());
+        out
+    };
+    let hello = serde_json::json!({"type": "hello", "protocol": 1, "client_id": "flooder"});
+    stream
+        .write_all(&frame(&hello.to_string()))
+        .await
+        .expect("hello");
+    let update = crate::helpers::b64(&Editor::new().append("x"));
+    let baseline = server.rss_bytes();
+    let started = Instant::now();
+    let mut written = 0usize;
+    let mut op = 0u64;
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut batch = Vec::new();
+        for _ in 0..100 {
+            op += 1;
+            let message = format!(r#"{{"type":"op","client_op_id":{op},"update":"{update}"}}"#);
+            batch.extend(frame(&message));
+        }
+        match tokio::time::timeout(Duration::from_millis(200), stream.write_all(&batch)).await {
+            Ok(Ok(())) => written += batch.len(),
+            Ok(Err(e)) => panic!("the server dropped the flooder: {e}"),
+            Err(_) => {} // TCP pushes back: the server is not reading
+        }
+    }
+    let growth = server.rss_bytes().saturating_sub(baseline);
+    assert!(
+        written < 32 << 20,
+        "the flooder wrote {} MiB in 3 s: the server kept reading",
+        written >> 20
+    );
+    assert!(growth < 64 << 20, "the server grew by {} MiB", growth >> 20);
+}
