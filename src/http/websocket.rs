@@ -139,9 +139,8 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
 
 /// The answer to an upgrade refused by a connection limit.
 fn refusal_response(refused: &Refused) -> HttpResponse {
-    let status = StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     log::debug!("upgrade refused: {refused}");
-    error_response(status, refused.code(), &refused.to_string())
+    error_response(refused.status(), refused.code(), &refused.to_string())
 }
 
 /// 403 for a browser page of an origin not in `allowed` (cross-site

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use actix_web::http::StatusCode;
+
 use crate::configuration::LimitsSettings;
 use crate::rate::TokenBucket;
 
@@ -44,10 +46,10 @@ impl Refused {
     }
 
     /// 503 when the whole server is full, 429 for one address.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            Refused::ServerFull(_) => 503,
-            _ => 429,
+            Refused::ServerFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -198,7 +200,10 @@ mod tests {
         assert_eq!(refused.code(), "too_many_connections", "{refused}");
         let _third = limits.admit(Some(b)).expect("another address");
         let refused = limits.admit(Some(b)).unwrap_err();
-        assert_eq!((refused.code(), refused.status()), ("server_full", 503));
+        assert_eq!(
+            (refused.code(), refused.status()),
+            ("server_full", StatusCode::SERVICE_UNAVAILABLE)
+        );
         drop(first);
         assert_eq!(limits.total(), 2);
         limits.admit(Some(a)).expect("a place again");

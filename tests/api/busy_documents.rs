@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use actix_codec::Framed;
 use awc::BoxedSocket;
-use awc::ws::{Codec, Message};
+use awc::ws::Codec;
 use collab_engine::configuration::LimitsSettings;
 use collab_engine::session_manager::arbiter_index;
 use futures_util::SinkExt;
 use futures_util::future::join_all;
+use yrs::sync::{Message, SyncMessage};
+use yrs::updates::encoder::Encode;
 use yrs::{Doc, Text, Transact};
 
 use crate::helpers::{Backend, TestApp, Watcher, spawn_app_with};
@@ -26,20 +28,7 @@ fn conflicting_insert(n: u64) -> Vec<u8> {
     let text = doc.get_or_insert_text("content");
     let mut txn = doc.transact_mut();
     text.insert(&mut txn, 0, "c");
-    let update = txn.encode_update_v1();
-    let mut message = vec![0u8, 2];
-    let mut len = update.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            message.push(byte);
-            break;
-        }
-        message.push(byte | 0x80);
-    }
-    message.extend_from_slice(&update);
-    message
+    Message::Sync(SyncMessage::Update(txn.encode_update_v1())).encode_v1()
 }
 
 async fn flooder(app: &TestApp, document_id: &str, first: u64, until: Instant) -> u64 {
@@ -53,7 +42,7 @@ async fn flooder(app: &TestApp, document_id: &str, first: u64, until: Instant) -
     let mut sent = 0;
     while Instant::now() < until {
         // The server does not read a client over its rate: sends block.
-        let message = Message::Binary(conflicting_insert(first + sent).into());
+        let message = awc::ws::Message::Binary(conflicting_insert(first + sent).into());
         match actix_web::rt::time::timeout(Duration::from_secs(2), framed.send(message)).await {
             Ok(Ok(())) => sent += 1,
             Ok(Err(_)) => break,

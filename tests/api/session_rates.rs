@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Backend, Editor, Watcher, WsClient, spawn_app_with};
+use crate::helpers::{Backend, Editor, Watcher, WsClient, masked_text_frame, spawn_app_with};
 
 /// Sends `ops` (client op ids from 1) without waiting, then reads until
 /// every one is acked; answers the time from the first send to the last
@@ -84,7 +84,7 @@ async fn a_client_over_its_byte_rate_is_slowed_down_and_nothing_is_lost() {
 /// (before, the frame decoder buffered everything: about 200 MB/s).
 #[actix_web::test]
 async fn a_flooding_client_is_held_back_by_tcp_not_buffered() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let db = crate::helpers::TestDatabase::create(&Backend::Sqlite).await;
     let server = crate::helpers::ServerProcess::start(
         &db.url,
@@ -93,36 +93,10 @@ async fn a_flooding_client_is_held_back_by_tcp_not_buffered() {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
         .expect("connect");
-    stream
-        .write_all(
-            b"GET /ws/flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
-              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-              Sec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .expect("handshake");
-    let mut response = Vec::new();
-    while !response.ends_with(b"\r\n\r\n") {
-        response.push(stream.read_u8().await.expect("handshake response"));
-    }
-    assert!(response.starts_with(b"HTTP/1.1 101"));
-    // Masked text frames with an all-zero mask.
-    let frame = |text: &str| {
-        let mut out = vec![0x81u8];
-        let len = text.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        out.extend_from_slice(text.as_bytes());
-        out
-    };
+    crate::helpers::upgrade_raw(&mut stream, "/ws/flood").await;
     let hello = serde_json::json!({"type": "hello", "protocol": 1, "client_id": "flooder"});
     stream
-        .write_all(&frame(&hello.to_string()))
+        .write_all(&masked_text_frame(&hello.to_string()))
         .await
         .expect("hello");
     let update = crate::helpers::b64(&Editor::new().append("x"));
@@ -135,7 +109,7 @@ async fn a_flooding_client_is_held_back_by_tcp_not_buffered() {
         for _ in 0..100 {
             op += 1;
             let message = format!(r#"{{"type":"op","client_op_id":{op},"update":"{update}"}}"#);
-            batch.extend(frame(&message));
+            batch.extend(masked_text_frame(&message));
         }
         match tokio::time::timeout(Duration::from_millis(200), stream.write_all(&batch)).await {
             Ok(Ok(())) => written += batch.len(),

@@ -5,6 +5,7 @@
 //! checked the same way by the session (`crdt::decode_update`).
 
 use bytes::Bytes;
+use yrs::encoding::write::Write as _;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::encoder::Encode;
 
@@ -23,16 +24,7 @@ pub fn update_frame(update: &[u8]) -> Bytes {
 /// copied, and the transport sends it in fragments.
 pub fn sync_step2(update: Bytes) -> Frame {
     let mut header = vec![MESSAGE_SYNC as u8, SYNC_STEP_2 as u8];
-    let mut len = update.len() as u64;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            header.push(byte);
-            break;
-        }
-        header.push(byte | 0x80);
-    }
+    header.write_var(update.len());
     Frame::Parts {
         text: false,
         parts: vec![Bytes::from(header), update],
