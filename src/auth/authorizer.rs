@@ -33,6 +33,13 @@ pub trait Authorizer: Send + Sync + 'static {
         request: &'a HttpRequest,
         document_id: &'a str,
     ) -> LocalBoxFuture<'a, Result<Access, Denied>>;
+
+    /// Whether `request` may use the admin-only document routes (list,
+    /// delete) when no `auth.admin_key` is configured (with one, only the
+    /// key does). Nobody, unless an authorizer says otherwise.
+    fn grants_admin(&self, _request: &HttpRequest) -> bool {
+        false
+    }
 }
 
 /// `auth.mode = "none"`: everyone reads and writes everything.
@@ -46,6 +53,12 @@ impl Authorizer for AllowAll {
         _document_id: &'a str,
     ) -> LocalBoxFuture<'a, Result<Access, Denied>> {
         Box::pin(async { Ok(Access::anonymous()) })
+    }
+
+    /// Access control is off: the admin-only document routes are open too
+    /// (unless an `auth.admin_key` is configured).
+    fn grants_admin(&self, _request: &HttpRequest) -> bool {
+        true
     }
 }
 

@@ -9,6 +9,7 @@
 //! the server reserve GiBs (or overflow the stack with nested `Any`
 //! values). Decode client bytes only through the functions here.
 
+pub mod content;
 mod v1_any;
 mod v1_check;
 mod v1_reader;
@@ -160,6 +161,11 @@ pub fn validate_awareness(raw: &[u8], max_state_bytes: usize) -> Result<(), Awar
 pub fn decode_state_vector(raw: &[u8]) -> Result<StateVector, BadStateVector> {
     v1_check::state_vector(raw).map_err(|e| BadStateVector(e.to_string()))?;
     StateVector::decode_v1(raw).map_err(|e| BadStateVector(e.to_string()))
+}
+
+/// Decodes base64 (standard, padded).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    BASE64.decode(text)
 }
 
 /// Base64 (standard, padded) of `bytes`.

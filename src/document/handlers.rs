@@ -30,16 +30,20 @@ impl Handler<LeaveDocument> for DocumentActor {
 impl Handler<Flush> for DocumentActor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.lifecycle.flush_waiters.push(tx);
+        let snapshot = msg.snapshot;
+        self.lifecycle.flush_close = Some((msg.code, msg.reason));
         self.guarded(
             ctx,
-            "starting the shutdown flush",
-            |act, ctx| match std::mem::replace(&mut act.phase, Phase::Loading) {
+            "starting the final flush",
+            move |act, ctx| match std::mem::replace(&mut act.phase, Phase::Loading) {
                 Phase::Ready(state) | Phase::ShuttingDown(state) => {
                     act.phase = Phase::ShuttingDown(state);
-                    act.pipeline.want_snapshot();
+                    if snapshot {
+                        act.pipeline.want_snapshot();
+                    }
                     act.pump(ctx);
                     act.maybe_finish_flush();
                 }

@@ -199,7 +199,12 @@ impl DocumentActor {
         if self.lifecycle.flush_waiters.is_empty() || !self.pipeline.is_idle() {
             return;
         }
-        self.close_all(close_code::GOING_AWAY, "server shutting down", None);
+        let (code, reason) = self
+            .lifecycle
+            .flush_close
+            .take()
+            .unwrap_or((close_code::GOING_AWAY, "server shutting down".to_owned()));
+        self.close_all(code, &reason, None);
         self.answer_flush_waiters();
     }
 }

@@ -26,8 +26,12 @@ pub enum Submitter {
     /// handler, an import). Its ops of one `client_id` must be submitted
     /// one at a time (awaiting each answer): a refused op followed by an
     /// accepted later one would make a resend of the refused one look like
-    /// a duplicate.
-    Client(Arc<str>),
+    /// a duplicate. `subject`: who writes (see [`Access::subject`]): a
+    /// client id that belongs to another subject on the document is refused.
+    Client {
+        client_id: Arc<str>,
+        subject: Option<Arc<str>>,
+    },
 }
 
 /// Submits an op. Answered after its commit: `Committed`, or a refusal
@@ -102,10 +106,14 @@ pub struct SyncStateVector {
     pub state_vector: Bytes,
 }
 
-/// Reads the whole state at the head.
-#[derive(Debug, Message)]
+/// Reads the whole state at the head, or with `state_vector` (a Yjs v1
+/// state vector) only what it lacks. A state vector that does not decode
+/// is refused as [`RefusalReason::Invalid`](crate::vocabulary::RefusalReason).
+#[derive(Debug, Default, Message)]
 #[rtype(result = "Result<StateAtHead, Refusal>")]
-pub struct ReadState;
+pub struct ReadState {
+    pub state_vector: Option<Bytes>,
+}
 
 /// The committed state of a document.
 #[derive(Debug, Clone)]
@@ -113,7 +121,8 @@ pub struct StateAtHead {
     pub epoch: Arc<str>,
     /// The head: `update` holds exactly the ops `1..=server_seq`.
     pub server_seq: u64,
-    /// The whole state as one Yjs v1 update.
+    /// The whole state as one Yjs v1 update (or, for a [`ReadState`] with
+    /// a state vector, what that state vector lacks).
     pub update: Bytes,
 }
 
@@ -133,6 +142,7 @@ pub struct ReadOps {
 /// Answer to [`ReadOps`].
 #[derive(Debug, Clone)]
 pub struct OpsAfter {
+    pub epoch: Arc<str>,
     /// Consecutive ops from `after + 1`.
     pub ops: Vec<Arc<CommittedOp>>,
     /// The head when the ops were read: more exist when the last op's seq
@@ -204,11 +214,38 @@ pub struct ClosedSessions {
     pub listeners: usize,
 }
 
-/// Graceful shutdown: commit what is pending, snapshot, close every session
-/// with 1001. Answered when done.
-#[derive(Message)]
+/// Stop serving: accept nothing more, commit what is pending (and, for a
+/// shutdown, snapshot), then close every session and listener with `code`
+/// and `reason`. Answered when done.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Flush;
+pub struct Flush {
+    /// Write a snapshot at the end (not worth it for a document about to
+    /// be deleted).
+    pub snapshot: bool,
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Flush {
+    /// Graceful shutdown: snapshot, close with 1001.
+    pub fn shutdown() -> Self {
+        Flush {
+            snapshot: true,
+            code: crate::vocabulary::close_code::GOING_AWAY,
+            reason: "server shutting down".to_owned(),
+        }
+    }
+
+    /// Before the document is deleted: close with 4404.
+    pub fn deletion() -> Self {
+        Flush {
+            snapshot: false,
+            code: crate::vocabulary::close_code::DOCUMENT_DELETED,
+            reason: "document deleted".to_owned(),
+        }
+    }
+}
 
 /// The manager forgot this document: stop for good.
 #[derive(Message)]

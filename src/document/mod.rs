@@ -90,6 +90,8 @@ struct Lifecycle {
     last_activity: Instant,
     /// Callers of [`Flush`] waiting for the pipeline to drain.
     flush_waiters: Vec<oneshot::Sender<()>>,
+    /// How the [`Flush`] in progress closes the sessions.
+    flush_close: Option<(u16, String)>,
     /// When the restarts of the current window happened (for back-off and
     /// the `max_restarts` limit).
     restart_times: VecDeque<Instant>,
@@ -167,6 +169,7 @@ impl DocumentActor {
                 forwarded_seen: 0,
                 last_activity: Instant::now(),
                 flush_waiters: Vec::new(),
+                flush_close: None,
                 restart_times: VecDeque::new(),
             },
         }

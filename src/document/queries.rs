@@ -26,13 +26,19 @@ impl DocumentActor {
 impl Handler<ReadState> for DocumentActor {
     type Result = Result<StateAtHead, Refusal>;
 
-    fn handle(&mut self, _msg: ReadState, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ReadState, ctx: &mut Context<Self>) -> Self::Result {
         let read = self.guarded(ctx, "encoding the state", |act, _ctx| {
             let state = act.readable()?;
+            let update = match &msg.state_vector {
+                None => state.full_state(),
+                Some(sv) => state
+                    .diff_since(sv)
+                    .map_err(|e| Refusal::invalid(e.to_string()))?,
+            };
             Ok(StateAtHead {
                 epoch: state.epoch().clone(),
                 server_seq: state.head(),
-                update: state.full_state(),
+                update,
             })
         });
         read.unwrap_or_else(|| Err(Refusal::unavailable("the document failed; retry")))
@@ -48,6 +54,7 @@ impl Handler<ReadOps> for DocumentActor {
             Err(refusal) => return Box::pin(async move { Err(refusal) }),
         };
         let head = state.head();
+        let epoch = state.epoch().clone();
         let limit = msg.limit.clamp(1, MAX_OPS_PER_READ) as u64;
         let upto = head.min(msg.after.saturating_add(limit));
         if let Some(ops) = state.tail().after(msg.after, upto) {
@@ -55,7 +62,7 @@ impl Handler<ReadOps> for DocumentActor {
                 .into_iter()
                 .take_while(|op| op.server_seq <= upto)
                 .collect();
-            return Box::pin(async move { Ok(OpsAfter { ops, head }) });
+            return Box::pin(async move { Ok(OpsAfter { epoch, ops, head }) });
         }
         let store = self.store.clone();
         let id = self.id.clone();
@@ -65,6 +72,7 @@ impl Handler<ReadOps> for DocumentActor {
                 .await
                 .map_err(|e| Refusal::unavailable(format!("the op log cannot be read: {e}")))?;
             Ok(OpsAfter {
+                epoch,
                 ops: logged.into_iter().map(std::sync::Arc::new).collect(),
                 head,
             })

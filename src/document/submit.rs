@@ -89,9 +89,9 @@ impl DocumentActor {
                     session.mark_counted,
                 )
             }
-            Submitter::Client(client_id) => {
+            Submitter::Client { client_id, subject } => {
                 let known = self.state().is_some_and(|s| s.marks().knows(&client_id));
-                (None, None, client_id, known)
+                (None, subject, client_id, known)
             }
         };
         let sender = Sender {

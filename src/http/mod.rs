@@ -4,6 +4,7 @@
 //! one [`RouteState`], registered as app data by [`configure`].
 
 pub mod admin;
+pub mod api;
 pub mod debug;
 pub mod health;
 pub mod websocket;
@@ -61,10 +62,31 @@ pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
             "/yjs/{document_id:.*}",
             web::get().to(websocket::upgrade::<websocket::Yjs>),
         )
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(api::configure);
     if state.faults.is_some() {
         debug::configure(cfg);
     }
+}
+
+/// 403 for a browser page of an origin not in `allowed` (cross-site
+/// WebSocket hijacking, cross-site API calls); a request without `Origin`
+/// (not a browser) passes.
+pub fn refuse_origin(req: &actix_web::HttpRequest, allowed: &[String]) -> Option<HttpResponse> {
+    if allowed.is_empty() {
+        return None;
+    }
+    let origin = req.headers().get(actix_web::http::header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or_default();
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return None;
+    }
+    let message = format!("origin {origin:?} is not allowed (server.allowed_origins)");
+    Some(error_response(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "forbidden_origin",
+        &message,
+    ))
 }
 
 /// The JSON body of every error answer: `{"error": code, "message": …}`.

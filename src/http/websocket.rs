@@ -12,7 +12,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::admin::MAX_SUBJECT_BYTES;
-use super::{RouteState, error_response};
+use super::{RouteState, error_response, refuse_origin};
 use crate::auth::Denied;
 use crate::protocols::SessionProtocol;
 use crate::protocols::native::NativeProtocol;
@@ -141,23 +141,4 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
 fn refusal_response(refused: &Refused) -> HttpResponse {
     log::debug!("upgrade refused: {refused}");
     error_response(refused.status(), refused.code(), &refused.to_string())
-}
-
-/// 403 for a browser page of an origin not in `allowed` (cross-site
-/// WebSocket hijacking); a request without `Origin` (not a browser) passes.
-fn refuse_origin(req: &HttpRequest, allowed: &[String]) -> Option<HttpResponse> {
-    if allowed.is_empty() {
-        return None;
-    }
-    let origin = req.headers().get(header::ORIGIN)?;
-    let origin = origin.to_str().unwrap_or_default();
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-        return None;
-    }
-    let message = format!("origin {origin:?} is not allowed (server.allowed_origins)");
-    Some(error_response(
-        StatusCode::FORBIDDEN,
-        "forbidden_origin",
-        &message,
-    ))
 }

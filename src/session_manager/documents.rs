@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::{Loading, SessionManager, ToDocument};
+use super::{DeleteDocument, Loading, SessionManager, ToDocument};
 use crate::crdt::ValidUpdate;
 use crate::document::{
     CloseSessions, ClosedSessions, Committed, DocumentActor, DocumentEvent, DocumentInfo,
@@ -77,11 +77,30 @@ impl Documents {
         client_op_id: u64,
         update: ValidUpdate,
     ) -> Result<Committed, Refusal> {
+        self.submit_as(document_id, client_id, client_op_id, update, None)
+            .await
+    }
+
+    /// [`Documents::submit`], written by `subject` (see
+    /// [`Access::subject`](crate::vocabulary::Access::subject):
+    /// a client id that another subject wrote with is refused as
+    /// [`RefusalReason::Forbidden`]).
+    pub async fn submit_as(
+        &self,
+        document_id: &str,
+        client_id: &str,
+        client_op_id: u64,
+        update: ValidUpdate,
+        subject: Option<Arc<str>>,
+    ) -> Result<Committed, Refusal> {
         validate_client_id(client_id)
             .and_then(|()| validate_client_op_id(client_op_id))
             .map_err(|e| Refusal::invalid(e.to_string()))?;
         let submit = SubmitOp {
-            submitter: Submitter::Client(Arc::from(client_id)),
+            submitter: Submitter::Client {
+                client_id: Arc::from(client_id),
+                subject,
+            },
             client_op_id,
             update,
             skip_if_redundant: false,
@@ -92,8 +111,21 @@ impl Documents {
 
     /// The whole state at the head (loading the document if needed).
     pub async fn state(&self, document_id: &str) -> Result<StateAtHead, Refusal> {
-        self.call(document_id, ReadState, Loading::LoadIfNeeded)
+        self.call(document_id, ReadState::default(), Loading::LoadIfNeeded)
             .await?
+    }
+
+    /// What `state_vector` (a Yjs v1 state vector) lacks of the state at
+    /// the head (loading the document if needed).
+    pub async fn state_since(
+        &self,
+        document_id: &str,
+        state_vector: bytes::Bytes,
+    ) -> Result<StateAtHead, Refusal> {
+        let read = ReadState {
+            state_vector: Some(state_vector),
+        };
+        self.call(document_id, read, Loading::LoadIfNeeded).await?
     }
 
     /// The committed ops after `after`, at most `limit` (from memory or
@@ -135,6 +167,19 @@ impl Documents {
             Err(refusal) if refusal.reason == RefusalReason::NotLoaded => Ok(()),
             other => other,
         }
+    }
+
+    /// Deletes the document for good (see [`DeleteDocument`]): its
+    /// sessions and listeners are closed with 4404, its ops, snapshots and
+    /// row removed. Answers whether the store held it.
+    pub async fn delete(&self, document_id: &str) -> Result<bool, Refusal> {
+        validate_document_id(document_id).map_err(|e| Refusal::invalid(e.to_string()))?;
+        self.manager
+            .send(DeleteDocument {
+                document_id: Arc::from(document_id),
+            })
+            .await
+            .map_err(|e| Refusal::unavailable(format!("the session manager did not answer: {e}")))?
     }
 
     /// Closes every session and listener of the document with `code` and

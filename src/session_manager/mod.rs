@@ -10,11 +10,12 @@
 //! ([`Forwarded`]), and the unload is granted only when both agree.
 
 mod arbiters;
+mod deletion;
 mod documents;
 mod memory;
 mod messages;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use crate::document::{
 use crate::vocabulary::{JoinError, Refusal, SessionId, close_code};
 use arbiters::DocumentArbiters;
 pub use arbiters::arbiter_index;
+pub use deletion::DeleteDocument;
 pub use documents::Documents;
 use memory::release_memory;
 pub use messages::*;
@@ -60,6 +62,8 @@ pub struct SessionManager {
     sessions: HashMap<SessionId, RegisteredSession>,
     /// Documents that failed, refused until the given time.
     failed_until: HashMap<Arc<str>, Instant>,
+    /// Documents being deleted: refused until the deletion is done.
+    deleting: HashSet<Arc<str>>,
     /// Source of document instance numbers.
     next_instance: u64,
     /// Set by [`Shutdown`]: nothing more is forwarded.
@@ -80,6 +84,7 @@ impl SessionManager {
             documents: HashMap::new(),
             sessions: HashMap::new(),
             failed_until: HashMap::new(),
+            deleting: HashSet::new(),
             next_instance: 0,
             shutting_down: false,
             release_scheduled: false,
@@ -96,6 +101,11 @@ impl SessionManager {
     ) -> Result<Addr<DocumentActor>, Refusal> {
         if self.shutting_down {
             return Err(Refusal::shutting_down());
+        }
+        if self.deleting.contains(id) {
+            return Err(Refusal::unavailable(format!(
+                "document {id} is being deleted; retry"
+            )));
         }
         if let Some(until) = self.failed_until.get(id) {
             let left = until.saturating_duration_since(Instant::now());
@@ -267,7 +277,7 @@ impl Handler<Shutdown> for SessionManager {
         let flushes: Vec<_> = self
             .documents
             .values()
-            .map(|e| e.addr.send(Flush))
+            .map(|e| e.addr.send(Flush::shutdown()))
             .collect();
         Box::pin(
             async move {

@@ -7,6 +7,7 @@
 //! - this file: the [`Store`] handle, connecting, errors;
 //! - [`reads`](Store::ops_between): snapshots, ops, client marks, the head;
 //! - [`writes`](Store::commit): creating a document, the group commit;
+//! - [`catalog`](Store::list_documents): listing, describing and deleting documents;
 //! - [`log_reader`](Store::log_chunks): long stretches of the log for cold loads;
 //! - [`faults`]: injected commit failures, for drills and tests;
 //! - [`checkpoint`]: SQLite WAL checkpoints, off the commit path.
@@ -21,6 +22,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 use crate::configuration::{DatabaseSettings, Durability, redact_url};
 
 mod access;
+mod catalog;
 pub mod checkpoint;
 pub mod faults;
 mod log_reader;
@@ -28,6 +30,7 @@ mod reads;
 mod writes;
 
 pub use access::StoredRevocation;
+pub use catalog::{MAX_DOCUMENTS_PER_PAGE, StoredDocument};
 use faults::CommitFaults;
 use log_reader::SqliteLogReader;
 pub use log_reader::{LogChunk, LogChunks};

@@ -57,26 +57,21 @@ impl Store {
         if let Some(upto) = upto {
             query = query.filter(operations::Column::ServerSeq.lte(to_i64(upto)));
         }
-        // Only the columns a load needs (no timestamps to parse).
-        let rows: Vec<(i64, String, i64, Vec<u8>)> = query
-            .select_only()
-            .column(operations::Column::ServerSeq)
-            .column(operations::Column::ClientId)
-            .column(operations::Column::ClientOpId)
-            .column(operations::Column::Update)
+        let rows = query
             .order_by_asc(operations::Column::ServerSeq)
-            .into_tuple()
             .all(&self.db)
             .await?;
         rows.into_iter()
-            .map(|(server_seq, client_id, client_op_id, update)| {
+            .map(|row| {
                 Ok(CommittedOp::new(
-                    to_u64(server_seq, "operations.server_seq")?,
-                    Arc::from(client_id),
-                    to_u64(client_op_id, "operations.client_op_id")?,
-                    Bytes::from(update),
+                    to_u64(row.server_seq, "operations.server_seq")?,
+                    Arc::from(row.client_id),
+                    to_u64(row.client_op_id, "operations.client_op_id")?,
+                    Bytes::from(row.update),
                     None,
-                ))
+                )
+                .with_subject(row.subject.map(Arc::from))
+                .with_committed_at(row.created_at))
             })
             .collect()
     }

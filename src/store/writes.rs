@@ -61,7 +61,7 @@ impl Store {
                 client_op_id: Set(to_i64(op.client_op_id)),
                 update: Set(op.update.to_vec()),
                 subject: Set(op.subject.as_deref().map(str::to_owned)),
-                created_at: Set(now),
+                created_at: Set(op.committed_at),
             }))
             .exec_without_returning(&txn)
             .await?;
@@ -136,7 +136,7 @@ impl Store {
     /// for a lock another connection holds: SQLite refuses that
     /// read-to-write upgrade at once ("database is locked") instead of
     /// waiting `sqlite_busy_timeout_ms`. PostgreSQL ignores the mode.
-    async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()

@@ -30,6 +30,9 @@ pub const ACCESS_REVOKED: u16 = 4403;
 /// An op was refused because its document is too large
 /// (`limits.max_document_bytes`, `limits.max_pending_update_bytes`).
 pub const DOCUMENT_TOO_LARGE: u16 = 4413;
+/// The document was deleted (`DELETE /api/documents/{id}`); a new
+/// connection creates a new one, with a new epoch.
+pub const DOCUMENT_DELETED: u16 = 4404;
 
 /// Whether a close with `code` is the client's fault (worth an `info` log
 /// line rather than `debug`).

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use chrono::{DateTime, Utc};
 
 use super::SessionId;
 
@@ -57,6 +58,8 @@ pub struct CommittedOp {
     /// Who wrote it, when access control is on (see
     /// [`Access::subject`](super::Access)); stored with the op.
     pub subject: Option<Arc<str>>,
+    /// When its commit started (the op log stores this time with it).
+    pub committed_at: DateTime<Utc>,
     /// Wire encodings, by [`WireFormat`], built on first use.
     frames: [OnceLock<Frame>; WireFormat::COUNT],
 }
@@ -76,6 +79,7 @@ impl CommittedOp {
             update,
             origin,
             subject: None,
+            committed_at: Utc::now(),
             frames: Default::default(),
         }
     }
@@ -83,6 +87,12 @@ impl CommittedOp {
     /// The same op, written by `subject`.
     pub fn with_subject(mut self, subject: Option<Arc<str>>) -> Self {
         self.subject = subject;
+        self
+    }
+
+    /// The same op, committed at `at` (read back from the log).
+    pub fn with_committed_at(mut self, at: DateTime<Utc>) -> Self {
+        self.committed_at = at;
         self
     }
 

@@ -20,6 +20,8 @@ mod embedding_auth;
 mod empty_documents;
 mod faults;
 mod hostile_input;
+mod http_documents;
+mod http_feed;
 mod lifecycle;
 mod outage;
 mod outbound_limits;

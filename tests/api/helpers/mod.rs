@@ -7,6 +7,7 @@
 mod app;
 mod auth;
 mod database;
+mod http_api;
 mod oplog;
 mod peer;
 mod process;
@@ -17,6 +18,7 @@ mod ws;
 pub use app::*;
 pub use auth::*;
 pub use database::*;
+pub use http_api::*;
 pub use oplog::*;
 pub use peer::*;
 pub use process::*;

@@ -48,6 +48,18 @@ impl Editor {
         self.text.get_string(&self.doc.transact())
     }
 
+    /// The whole document as one update.
+    pub fn full_state(&self) -> Vec<u8> {
+        collab_engine::crdt::encode_full_state(&self.doc)
+    }
+
+    /// Its state vector, encoded.
+    pub fn state_vector(&self) -> Vec<u8> {
+        use yrs::ReadTxn;
+        use yrs::updates::encoder::Encode;
+        self.doc.transact().state_vector().encode_v1()
+    }
+
     pub fn len(&self) -> u32 {
         self.text.len(&self.doc.transact())
     }

@@ -1,0 +1,131 @@
+//! The catalog of stored documents: listing them, what one is, deleting one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{documents, operations, snapshots};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{Store, StoreError, to_u64};
+
+/// What the store holds about one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub id: String,
+    pub epoch: String,
+    /// The head of its op log (0: nothing logged).
+    pub server_seq: u64,
+    /// Its newest snapshot (0: none).
+    pub snapshot_seq: u64,
+    /// When its row was written (with its first op).
+    pub created_at: DateTime<Utc>,
+    /// When its newest op was committed (`created_at` if none is logged).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Most documents one [`Store::list_documents`] answers.
+pub const MAX_DOCUMENTS_PER_PAGE: u64 = 1000;
+
+impl Store {
+    /// Stored documents with an id after `after` (all with `None`), in id
+    /// order (bytewise), at most `limit` (and [`MAX_DOCUMENTS_PER_PAGE`]).
+    pub async fn list_documents(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        let mut query = documents::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(documents::Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(documents::Column::Id)
+            .limit(limit.clamp(1, MAX_DOCUMENTS_PER_PAGE))
+            .all(&self.db)
+            .await?;
+        self.describe(rows).await
+    }
+
+    /// What the store holds about document `id`; `None` when it was never
+    /// written (or was deleted).
+    pub async fn stored_document(&self, id: &str) -> Result<Option<StoredDocument>, StoreError> {
+        let Some(row) = documents::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.describe(vec![row]).await?.pop())
+    }
+
+    /// Heads, times and snapshots of `rows`, in two grouped queries.
+    async fn describe(
+        &self,
+        rows: Vec<documents::Model>,
+    ) -> Result<Vec<StoredDocument>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+        let heads: Vec<(String, Option<i64>, Option<DateTime<Utc>>)> = operations::Entity::find()
+            .select_only()
+            .column(operations::Column::DocumentId)
+            .column_as(operations::Column::ServerSeq.max(), "head")
+            .column_as(operations::Column::CreatedAt.max(), "updated_at")
+            .filter(operations::Column::DocumentId.is_in(ids.clone()))
+            .group_by(operations::Column::DocumentId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let snapshots: Vec<(String, Option<i64>)> = snapshots::Entity::find()
+            .select_only()
+            .column(snapshots::Column::DocumentId)
+            .column_as(snapshots::Column::ServerSeq.max(), "snapshot_seq")
+            .filter(snapshots::Column::DocumentId.is_in(ids))
+            .group_by(snapshots::Column::DocumentId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let heads: HashMap<String, (Option<i64>, Option<DateTime<Utc>>)> = heads
+            .into_iter()
+            .map(|(id, head, updated)| (id, (head, updated)))
+            .collect();
+        let snapshots: HashMap<String, Option<i64>> = snapshots.into_iter().collect();
+        rows.into_iter()
+            .map(|row| {
+                let (head, updated) = heads.get(&row.id).copied().unwrap_or((None, None));
+                let snapshot_seq = snapshots.get(&row.id).copied().flatten().unwrap_or(0);
+                let snapshot_seq = to_u64(snapshot_seq, "snapshots.server_seq")?;
+                let server_seq = to_u64(head.unwrap_or(0), "operations.server_seq")?;
+                Ok(StoredDocument {
+                    server_seq: server_seq.max(snapshot_seq),
+                    snapshot_seq,
+                    created_at: row.created_at,
+                    updated_at: updated.unwrap_or(row.created_at),
+                    epoch: row.epoch,
+                    id: row.id,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes document `id` for good: its ops, snapshots and row, in one
+    /// transaction. Answers whether it existed. The caller makes sure no
+    /// actor serves the document meanwhile.
+    pub async fn delete_document(&self, id: &str) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        operations::Entity::delete_many()
+            .filter(operations::Column::DocumentId.eq(id))
+            .exec(&txn)
+            .await?;
+        snapshots::Entity::delete_many()
+            .filter(snapshots::Column::DocumentId.eq(id))
+            .exec(&txn)
+            .await?;
+        let deleted = documents::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(deleted.rows_affected > 0)
+    }
+}
