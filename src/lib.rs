@@ -40,7 +40,8 @@
 //!    actix-web-actors) with its parts (per-session rates, fragmented
 //!    sending of big messages, connection limits), and [`http`]: every
 //!    route (WebSocket upgrades, health and readiness, the admin API, the
-//!    fault-injection drills).
+//!    HTTP API for documents with its change feed (`http::api`,
+//!    docs/http-api.md), the fault-injection drills).
 //! 7. [`engine`]: [`CollabEngine`], the embeddable part (actors + routes),
 //!    and [`startup`]: the stand-alone [`Application`] (listener, signals);
 //!    `main.rs` is the command line around it (`serve`, `migrate`,

@@ -281,12 +281,31 @@ async fn every_route_refuses_a_token_without_the_needed_permission() {
         }
         assert_eq!(app.api(ApiCall::new(method, path)).await.status, 401);
     }
+    // A client id belongs to the subject that first wrote with it.
+    let other_writer = token("wanda", &[("doc", "write")]);
+    let as_client = |update: Vec<u8>, op: u64| json!({"update": b64(&update), "client_id": "shared", "client_op_id": op});
+    let path = "/api/documents/doc/updates";
+    let first = as_client(editor.append("y"), 1);
+    let claimed = app
+        .api(ApiCall::new("POST", path).json(&first).token(writer))
+        .await;
+    assert_eq!(claimed.json()["server_seq"], 2);
+    let second = as_client(editor.append("z"), 2);
+    let taken = app
+        .api(
+            ApiCall::new("POST", path)
+                .json(&second)
+                .token(&other_writer),
+        )
+        .await;
+    assert_eq!((taken.status, taken.error().as_str()), (403, "forbidden"));
+
     let listed = app
         .api(ApiCall::new("GET", "/api/documents").token(ADMIN_KEY))
         .await;
     assert_eq!(listed.json()["documents"][0]["document_id"], "doc");
     let admin_post = post_as(&app, update.clone(), Some(ADMIN_KEY)).await;
-    assert_eq!(admin_post.json()["server_seq"], 2);
+    assert_eq!(admin_post.json()["server_seq"], 3);
     let deleted = app
         .api(ApiCall::new("DELETE", "/api/documents/doc").token(ADMIN_KEY))
         .await;
@@ -300,4 +319,29 @@ async fn post_as(app: &TestApp, update: Vec<u8>, token: Option<&str>) -> ApiAnsw
         None => call,
     })
     .await
+}
+
+/// The curl example of docs/http-api.md writes what the doc says it does.
+#[actix_web::test]
+async fn the_curl_example_of_the_docs_writes_its_text() {
+    let docs = include_str!("../../docs/http-api.md");
+    let update = docs
+        .split("\"update\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the example update in docs/http-api.md");
+    let app = spawn_app(Backend::Sqlite).await;
+    let path = "/api/documents/notes/updates";
+    let posted = app
+        .api(ApiCall::new("POST", path).json(&json!({ "update": update })))
+        .await;
+    assert_eq!(posted.json(), json!({"server_seq": 1, "duplicate": false}));
+    let content = app
+        .api_get("/api/documents/notes/content?types=content:text")
+        .await
+        .json();
+    assert_eq!(
+        content,
+        json!({"server_seq": 1, "content": {"content": "Hello from curl! "}})
+    );
 }
