@@ -284,3 +284,46 @@ async fn an_event_stream_killed_and_resumed_sees_every_op_once(backend: Backend)
     let (rest, _) = stream.read_until(1520, Duration::from_secs(60)).await;
     assert_eq!(rest, (resumed_from + 1..=1520).collect::<Vec<u64>>());
 }
+
+/// Event streams and long polls hold connections: past
+/// `limits.max_connections_per_ip` they are refused with 429, and a
+/// closed stream gives its place back.
+#[actix_web::test]
+async fn event_streams_count_against_the_connection_limits() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.limits.max_connections_per_ip = 2;
+    })
+    .await;
+    let first = EventStream::open(&app, "limited", None).await;
+    let _second = EventStream::open(&app, "limited", None).await;
+    let refused = app
+        .api(
+            ApiCall::new("GET", "/api/documents/limited/ops").header("Accept", "text/event-stream"),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.error().as_str()),
+        (429, "too_many_connections")
+    );
+    let poll = app.api_get("/api/documents/limited/ops?wait=1").await;
+    assert_eq!(poll.status, 429);
+    // Pages do not hold a connection.
+    assert_eq!(app.api_get("/api/documents/limited/ops").await.status, 200);
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if app
+            .api_get("/api/documents/limited/ops?wait=1")
+            .await
+            .status
+            == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place is given back"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::auth::Denied;
 use crate::http::ErrorBody;
+use crate::transport::connections::Refused;
 use crate::vocabulary::{Refusal, RefusalReason};
 
 /// Seconds a client is told to wait after a 503.
@@ -60,6 +61,12 @@ impl From<Refusal> for ApiError {
             }
         };
         ApiError::new(status, code, refusal.message)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        ApiError::new(refused.status(), refused.code(), refused.to_string())
     }
 }
 

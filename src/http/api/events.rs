@@ -16,10 +16,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::ApiError;
-use super::feed::{FeedOp, FeedQuery, Page, check_epoch, read_page};
+use super::feed::{FeedOp, FeedQuery, Page, admit, check_epoch, read_page};
 use super::listener::{FeedEvent, FeedListener};
 use crate::document::MAX_OPS_PER_READ;
 use crate::http::RouteState;
+use crate::transport::ConnectionPermit;
 use crate::vocabulary::CommittedOp;
 
 /// A comment line this often keeps proxies from closing an idle stream.
@@ -51,12 +52,14 @@ pub async fn stream(
     };
     let first = read_page(state, document_id, since, limit).await?;
     check_epoch(query.epoch.as_deref(), &first)?;
+    let connection = admit(req, state)?;
     let (answer, chunks) = mpsc::channel::<Bytes>(ANSWER_CHUNKS);
     let task = Stream {
         state: state.clone(),
         document_id: document_id.to_owned(),
         last: since,
         answer,
+        _connection: connection,
     };
     log::debug!("change feed of {document_id:?}: event stream from {since}");
     actix_web::rt::spawn(task.run(first));
@@ -79,6 +82,8 @@ struct Stream {
     /// The last seq sent (or the consumer's starting point).
     last: u64,
     answer: mpsc::Sender<Bytes>,
+    /// Its place among the connections, for as long as it streams.
+    _connection: ConnectionPermit,
 }
 
 /// The consumer went away: the task ends.
@@ -147,12 +152,15 @@ impl Stream {
             return self.end_with(&e.message).await;
         }
         loop {
-            let event = match tokio::time::timeout(KEEP_ALIVE, events.recv()).await {
-                Err(_) => {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                // The consumer went away (its answer was dropped): end now,
+                // not at the next op or keep-alive.
+                () = self.answer.closed() => return Err(Gone),
+                () = tokio::time::sleep(KEEP_ALIVE) => {
                     self.send(Bytes::from_static(b": keep-alive\n\n")).await?;
                     continue;
                 }
-                Ok(event) => event,
             };
             match event {
                 Some(FeedEvent::Ops(ops)) => {

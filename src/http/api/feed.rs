@@ -17,6 +17,7 @@ use crate::crdt::to_base64;
 use crate::document::{MAX_OPS_PER_READ, ReadOps};
 use crate::http::RouteState;
 use crate::session_manager::Loading;
+use crate::transport::ConnectionPermit;
 use crate::vocabulary::{CommittedOp, RefusalReason};
 
 /// Ops per page when the request names no `limit`.
@@ -186,6 +187,8 @@ pub async fn ops(
     let mut page = read_page(state, document_id, query.since, limit).await?;
     check_epoch(query.epoch.as_deref(), &page)?;
     if page.ops.is_empty() && query.wait > 0 {
+        // A long poll holds a connection like a WebSocket does.
+        let _connection = admit(req, state)?;
         page = wait_for_ops(state, document_id, query.since, limit, query.wait).await?;
         check_epoch(query.epoch.as_deref(), &page)?;
     }
@@ -221,6 +224,14 @@ async fn wait_for_ops(
         .unsubscribe(document_id, subscribed.listener_id)
         .await;
     read_page(state, document_id, since, limit).await
+}
+
+/// A place among the server's and the address's connections
+/// (`limits.max_connections`, `max_connections_per_ip`,
+/// `upgrades_per_ip_per_sec`), held by a long poll or an event stream.
+pub fn admit(req: &HttpRequest, state: &RouteState) -> Result<ConnectionPermit, ApiError> {
+    let ip = req.peer_addr().map(|addr| addr.ip());
+    Ok(state.connections.admit(ip)?)
 }
 
 /// Whether the request asks for Server-Sent Events.
