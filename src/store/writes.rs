@@ -1,13 +1,13 @@
 //! Writing: creating a document, and the group commit of its ops and
-//! snapshot in one transaction.
+//! snapshot in one transaction (on SQLite, through [`super::combiner`]).
 
 use std::sync::Arc;
 
 use entity::{documents, operations, snapshots};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use super::faults::CommitFaults;
@@ -22,6 +22,17 @@ const PROBE_DOCUMENT: &str = "\u{1}collab-engine readiness probe";
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
 const INSERT_CHUNK: usize = 1000;
 
+/// One document's group commit, owned (it may travel to the SQLite writer
+/// task, see [`super::combiner`]).
+#[derive(Debug)]
+pub(super) struct CommitBatch {
+    pub id: String,
+    pub ops: Vec<Arc<CommittedOp>>,
+    pub snapshot: Option<NewSnapshot>,
+    pub expected_head: Option<u64>,
+    pub create: Option<String>,
+}
+
 impl Store {
     /// Commits `ops` (and `snapshot`, pruning the snapshots below its
     /// `prune_below`) of document `id` in one transaction. With `create`,
@@ -30,6 +41,10 @@ impl Store {
     /// row). With `expected_head`, the log head is checked first and a
     /// mismatch refused with [`StoreError::HeadMismatch`]: the ops are not
     /// written there (used after a failed commit whose outcome is unknown).
+    ///
+    /// On SQLite the batches of documents committing at the same time
+    /// share one transaction (see [`super::combiner`]); each is still all
+    /// or nothing, and one document's refusal does not touch the others.
     pub async fn commit(
         &self,
         id: &str,
@@ -42,59 +57,21 @@ impl Store {
             Some(faults) => faults.commit_starts(id)?,
             None => false,
         };
-        let txn = self.begin_write().await?;
-        if let Some(expected) = expected_head {
-            let found = head_in(&txn, id).await?;
-            if found != expected {
-                return Err(StoreError::HeadMismatch { expected, found });
+        let batch = CommitBatch {
+            id: id.to_owned(),
+            ops: ops.to_vec(),
+            snapshot,
+            expected_head,
+            create: create.map(str::to_owned),
+        };
+        match &self.combiner {
+            Some(combiner) => combiner.commit(batch).await?,
+            None => {
+                let txn = self.begin_write().await?;
+                write_batch(&txn, batch).await?;
+                txn.commit().await?;
             }
         }
-        let now = chrono::Utc::now();
-        if let Some(epoch) = create {
-            create_row(&txn, id, epoch, now).await?;
-        }
-        for chunk in ops.chunks(INSERT_CHUNK) {
-            operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
-                document_id: Set(id.to_owned()),
-                server_seq: Set(to_i64(op.server_seq)),
-                client_id: Set(op.client_id.to_string()),
-                client_op_id: Set(to_i64(op.client_op_id)),
-                update: Set(op.update.to_vec()),
-                subject: Set(op.subject.as_deref().map(str::to_owned)),
-                created_at: Set(op.committed_at),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        if let Some(snapshot) = snapshot {
-            let NewSnapshot {
-                server_seq,
-                state,
-                prune_below,
-            } = snapshot;
-            // A snapshot at the same seq exists when the previous one could
-            // not be decoded (the document loaded from an older one): replace it.
-            snapshots::Entity::insert(snapshots::ActiveModel {
-                document_id: Set(id.to_owned()),
-                server_seq: Set(to_i64(server_seq)),
-                // Moved, not copied: a snapshot can be as big as the document.
-                state: Set(state),
-                created_at: Set(now),
-            })
-            .on_conflict(
-                OnConflict::columns([snapshots::Column::DocumentId, snapshots::Column::ServerSeq])
-                    .update_columns([snapshots::Column::State, snapshots::Column::CreatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            snapshots::Entity::delete_many()
-                .filter(snapshots::Column::DocumentId.eq(id))
-                .filter(snapshots::Column::ServerSeq.lt(to_i64(prune_below)))
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await?;
         if fail_after {
             return Err(CommitFaults::landed_but_failed());
         }
@@ -137,18 +114,92 @@ impl Store {
     /// read-to-write upgrade at once ("database is locked") instead of
     /// waiting `sqlite_busy_timeout_ms`. PostgreSQL ignores the mode.
     pub(super) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        Ok(self.db.begin_with_options(options).await?)
+        begin_write(&self.db).await
     }
+}
+
+/// See [`Store::begin_write`].
+pub(super) async fn begin_write(
+    db: &DatabaseConnection,
+) -> Result<DatabaseTransaction, StoreError> {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(db.begin_with_options(options).await?)
+}
+
+/// Writes `batch` inside `txn` (a transaction, or a savepoint of one).
+pub(super) async fn write_batch(
+    txn: &impl ConnectionTrait,
+    batch: CommitBatch,
+) -> Result<(), StoreError> {
+    let CommitBatch {
+        id,
+        ops,
+        snapshot,
+        expected_head,
+        create,
+    } = batch;
+    let id = id.as_str();
+    if let Some(expected) = expected_head {
+        let found = head_in(txn, id).await?;
+        if found != expected {
+            return Err(StoreError::HeadMismatch { expected, found });
+        }
+    }
+    let now = chrono::Utc::now();
+    if let Some(epoch) = create {
+        create_row(txn, id, &epoch, now).await?;
+    }
+    for chunk in ops.chunks(INSERT_CHUNK) {
+        operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
+            document_id: Set(id.to_owned()),
+            server_seq: Set(to_i64(op.server_seq)),
+            client_id: Set(op.client_id.to_string()),
+            client_op_id: Set(to_i64(op.client_op_id)),
+            update: Set(op.update.to_vec()),
+            subject: Set(op.subject.as_deref().map(str::to_owned)),
+            created_at: Set(op.committed_at),
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    if let Some(snapshot) = snapshot {
+        let NewSnapshot {
+            server_seq,
+            state,
+            prune_below,
+        } = snapshot;
+        // A snapshot at the same seq exists when the previous one could
+        // not be decoded (the document loaded from an older one): replace it.
+        snapshots::Entity::insert(snapshots::ActiveModel {
+            document_id: Set(id.to_owned()),
+            server_seq: Set(to_i64(server_seq)),
+            // Moved, not copied: a snapshot can be as big as the document.
+            state: Set(state),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([snapshots::Column::DocumentId, snapshots::Column::ServerSeq])
+                .update_columns([snapshots::Column::State, snapshots::Column::CreatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        snapshots::Entity::delete_many()
+            .filter(snapshots::Column::DocumentId.eq(id))
+            .filter(snapshots::Column::ServerSeq.lt(to_i64(prune_below)))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Writes the row of document `id` with `epoch` inside `txn`; a row that
 /// exists with another epoch means two writers: refused.
 async fn create_row(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     id: &str,
     epoch: &str,
     now: chrono::DateTime<chrono::Utc>,
