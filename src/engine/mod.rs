@@ -119,6 +119,7 @@ impl CollabEngine {
                 settings: Arc::new(options.documents.clone()),
                 limits: Arc::new(options.limits.clone()),
                 metrics: metrics.clone(),
+                changes: None,
             },
             arbiters,
         )
