@@ -63,6 +63,7 @@ pub mod startup;
 pub mod store;
 pub mod transport;
 pub mod vocabulary;
+pub mod webhooks;
 
 pub use configuration::Settings;
 pub use engine::{CollabEngine, EngineError, EngineOptions};
