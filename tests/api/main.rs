@@ -29,4 +29,5 @@ mod reconnect;
 mod room_names;
 mod session_rates;
 mod sync;
+mod webhooks;
 mod yjs;
