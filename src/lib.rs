@@ -33,7 +33,11 @@
 //! 4. [`session_manager`]: the `SessionManager` actor: the registry of
 //!    sessions and loaded documents, one supervised `DocumentActor` per
 //!    document on a pool of arbiter threads, and [`session_manager::Documents`], the document API for
-//!    callers that are not sessions.
+//!    callers that are not sessions. Beside it, [`webhooks`]: after a
+//!    document changes, `POST`s its latest seq to the `[webhooks]` URLs
+//!    (debounced, signed, retried) from a dispatcher actor of its own; the
+//!    document only notifies a [`document::ChangeListener`] and knows
+//!    nothing of it.
 //! 5. [`protocols`]: the wire protocols, sans-IO: [`protocols::native`]
 //!    (JSON, `/ws/{id}`) and [`protocols::yjs`] (y-websocket, `/yjs/{id}`).
 //! 6. [`transport`]: the WebSocket session actor (the only user of
@@ -64,6 +68,7 @@ pub mod startup;
 pub mod store;
 pub mod transport;
 pub mod vocabulary;
+pub mod webhooks;
 
 pub use configuration::Settings;
 pub use engine::{CollabEngine, EngineError, EngineOptions};

@@ -19,6 +19,9 @@ pub struct Metrics {
     sessions_throttled: AtomicU64,
     ops_refused_document_too_large: AtomicU64,
     awareness_ignored: AtomicU64,
+    webhooks_delivered: AtomicU64,
+    webhooks_retried: AtomicU64,
+    webhooks_failed: AtomicU64,
     /// The latest commit of any document failed, and no commit (nor a
     /// readiness probe) has succeeded since.
     commits_failing: AtomicBool,
@@ -55,6 +58,14 @@ pub struct MetricsSnapshot {
     /// belongs to another session (an attempt to change or remove someone
     /// else's presence); the rest of each update was applied.
     pub awareness_ignored: u64,
+    /// Webhook requests answered 2xx (`collab_webhook_deliveries_total{outcome="delivered"}`).
+    pub webhooks_delivered: u64,
+    /// Webhook requests that failed (non-2xx, no connection, timeout) and
+    /// are retried (`outcome="retried"`).
+    pub webhooks_retried: u64,
+    /// Webhook deliveries given up after `webhooks.max_attempts` failed
+    /// requests (`outcome="failed"`).
+    pub webhooks_failed: u64,
 }
 
 impl Metrics {
@@ -112,6 +123,18 @@ impl Metrics {
             .fetch_add(entries as u64, Ordering::Relaxed);
     }
 
+    pub fn webhook_delivered(&self) {
+        self.webhooks_delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn webhook_retried(&self) {
+        self.webhooks_retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn webhook_failed(&self) {
+        self.webhooks_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commits: self.commits.load(Ordering::Relaxed),
@@ -127,6 +150,9 @@ impl Metrics {
                 .ops_refused_document_too_large
                 .load(Ordering::Relaxed),
             awareness_ignored: self.awareness_ignored.load(Ordering::Relaxed),
+            webhooks_delivered: self.webhooks_delivered.load(Ordering::Relaxed),
+            webhooks_retried: self.webhooks_retried.load(Ordering::Relaxed),
+            webhooks_failed: self.webhooks_failed.load(Ordering::Relaxed),
         }
     }
 }

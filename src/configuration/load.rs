@@ -126,6 +126,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("server.allowed_origins")
+                    .with_list_parse_key("webhooks.urls")
                     .source(Some(env_source)),
             )
             .build()

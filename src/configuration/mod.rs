@@ -8,13 +8,15 @@
 //!
 //! - this file: the settings and their defaults;
 //! - [`load`]: reading the layers, with the origin of every key;
-//! - [`validate`]: the ranges serde cannot express.
+//! - [`validate`]: the ranges serde cannot express;
+//! - [`limits`] and [`webhooks`]: the `[limits]` and `[webhooks]` sections.
 
 mod limits;
 mod load;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use limits::LimitsSettings;
 pub use load::{DEFAULT_FILE, LoadedSettings, Origin, SettingsError};
 pub use validate::InvalidSetting;
+pub use webhooks::{WebhookSettings, redact_query};
 
 /// Prefix of environment overrides: `COLLAB__SERVER__PORT=9000` sets `server.port`.
 pub const ENV_PREFIX: &str = "COLLAB";
@@ -37,6 +40,7 @@ pub struct Settings {
     pub documents: DocumentSettings,
     pub auth: AuthSettings,
     pub limits: LimitsSettings,
+    pub webhooks: WebhookSettings,
     pub debug: DebugSettings,
     pub logging: LoggingSettings,
 }
@@ -204,10 +208,12 @@ impl Settings {
         Duration::from_secs(self.server.client_timeout_secs)
     }
 
-    /// A copy fit to print: the database password and the keys masked.
+    /// A copy fit to print: the database password, the keys and the
+    /// webhook secret masked (and the query of webhook URLs).
     pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
         copy.database.url = redact_url(&copy.database.url);
+        copy.webhooks = copy.webhooks.redacted();
         for secret in [&mut copy.auth.secret, &mut copy.auth.admin_key] {
             if !secret.is_empty() {
                 *secret = "***".to_owned();

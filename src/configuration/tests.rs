@@ -108,3 +108,44 @@ fn errors_say_where_the_value_came_from() {
         "{err}"
     );
 }
+
+#[test]
+fn webhook_urls_come_comma_separated_from_the_environment_and_are_checked() {
+    let loaded = Settings::load_layers(
+        None,
+        false,
+        env(&[
+            (
+                "COLLAB__WEBHOOKS__URLS",
+                "http://indexer:8000/hook, http://audit/hook",
+            ),
+            ("COLLAB__WEBHOOKS__DEBOUNCE_MS", "250"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(
+        loaded.settings.webhooks.urls,
+        vec!["http://indexer:8000/hook", "http://audit/hook"]
+    );
+    assert_eq!(loaded.settings.webhooks.debounce_ms, 250);
+    assert!(Settings::default().webhooks.urls.is_empty());
+
+    let err = Settings::load_layers(
+        None,
+        false,
+        env(&[("COLLAB__WEBHOOKS__URLS", "http://indexer/hook,not a url")]),
+    )
+    .expect_err("a bad URL");
+    let text = err.to_string();
+    for needle in ["webhooks.urls", "COLLAB__WEBHOOKS__URLS", "`not a url`"] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+
+    let (_dir, path) = file_with("[webhooks]\nurls = [\"http://a/hook\"]\nmax_attempts = 0\n");
+    let err = Settings::load_layers(Some(&path), true, env(&[])).expect_err("range");
+    let text = err.to_string();
+    assert!(
+        text.contains("webhooks.max_attempts") && text.contains("line 3"),
+        "{text}"
+    );
+}

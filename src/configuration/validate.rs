@@ -52,6 +52,7 @@ impl Settings {
         }
         self.database.validate()?;
         self.documents.validate()?;
+        self.webhooks.validate()?;
         if !is_valid_log_filter(&self.logging.level) {
             return invalid(
                 "logging.level",

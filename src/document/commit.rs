@@ -11,7 +11,7 @@ use super::pipeline::{Batch, NextCommit, answer};
 use super::state::DocumentState;
 use super::submit::answer_duplicate;
 use super::subscribers::TooSlow;
-use super::{Committed, DocumentActor, Phase};
+use super::{Committed, DocumentActor, DocumentChanged, Phase};
 use crate::crdt;
 use crate::store::StoreError;
 use crate::vocabulary::Refusal;
@@ -211,7 +211,8 @@ impl DocumentActor {
     }
 
     /// Answers the senders of a committed batch that is applied (acks
-    /// through the broadcast, replies directly) and broadcasts it.
+    /// through the broadcast, replies directly), broadcasts it, then tells
+    /// the change listener (a non-blocking notice) when it had ops.
     fn answer_and_broadcast(&mut self, batch: Batch) {
         let backlog_limits = self.backlog_limits();
         let (Phase::Ready(state) | Phase::ShuttingDown(state)) = &mut self.phase else {
@@ -233,6 +234,13 @@ impl DocumentActor {
         for sender in batch.duplicates {
             let server_seq = state.committed_seq_of(&sender.client_id, sender.client_op_id);
             answer_duplicate(&mut self.subscribers, sender, server_seq);
+        }
+        if let (Some(listener), Some(last)) = (&self.changes, batch.ops.last()) {
+            listener.document_changed(DocumentChanged {
+                document_id: self.id.clone(),
+                epoch: state.epoch().clone(),
+                server_seq: last.server_seq,
+            });
         }
         for target in too_slow {
             self.drop_slow_subscriber(target);

@@ -11,7 +11,9 @@
 //! - [`subscribers`]: sessions and listeners, delivery, backlog, dropping
 //!   the slow ones;
 //! - [`awareness`]: presence, in memory only, with the rate of its relays
-//!   ([`awareness_rate`]).
+//!   ([`awareness_rate`]);
+//! - [`changes`]: the notice it gives after each committed batch
+//!   ([`DocumentChanged`], to the context's [`ChangeListener`]).
 //!
 //! Its handlers: ops in [`submit`], joins in [`join`], reads and
 //! subscriptions in [`queries`], presence in [`presence`], the other
@@ -30,6 +32,7 @@
 
 pub mod awareness;
 pub mod awareness_rate;
+mod changes;
 pub mod client_marks;
 mod commit;
 pub mod events;
@@ -60,6 +63,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use awareness::AwarenessRegistry;
 use awareness_rate::AwarenessRate;
+pub use changes::{ChangeListener, DocumentChanged};
 pub use events::{Backlog, BacklogLimits, BacklogTicket, CatchUp, DocumentEvent, Welcome};
 pub use messages::*;
 use pipeline::CommitPipeline;
@@ -105,6 +109,9 @@ pub struct DocumentContext {
     /// `[limits]`: what one session or document may take.
     pub limits: Arc<LimitsSettings>,
     pub metrics: Arc<Metrics>,
+    /// Told after every committed batch of ops ([`DocumentChanged`]);
+    /// `None`: nobody listens.
+    pub changes: Option<Arc<dyn ChangeListener>>,
 }
 
 /// See the module docs.
@@ -119,6 +126,8 @@ pub struct DocumentActor {
     limits: Arc<LimitsSettings>,
     manager: Recipient<UnloadRequest>,
     metrics: Arc<Metrics>,
+    /// See [`DocumentContext::changes`].
+    changes: Option<Arc<dyn ChangeListener>>,
     phase: Phase,
     /// Joined sessions and listeners. Cleared (each told to reconnect) on restart.
     subscribers: Subscribers,
@@ -149,6 +158,7 @@ impl DocumentActor {
             settings,
             limits,
             metrics,
+            changes,
         } = context;
         let awareness_rate = AwarenessRate::new(limits.awareness_per_sec_per_session);
         DocumentActor {
@@ -159,6 +169,7 @@ impl DocumentActor {
             limits,
             manager,
             metrics,
+            changes,
             phase: Phase::Loading,
             subscribers: Subscribers::new(),
             awareness: AwarenessRegistry::default(),

@@ -51,6 +51,7 @@ use crate::session_manager::{Documents, EngineStats, GetStats, SessionManager, S
 use crate::store::{Store, StoreError, checkpoint};
 pub use crate::transport::tcp_nodelay;
 use crate::transport::{ConnectionLimits, SessionConfig, SessionRates, SessionSlots};
+use crate::webhooks::{Webhooks, WebhooksError};
 
 mod options;
 
@@ -67,6 +68,8 @@ pub enum EngineError {
     Revocations(crate::store::StoreError),
     #[error("auth.secret cannot key tokens: {0}")]
     TokenKeys(#[from] crate::auth::EmptySecret),
+    #[error(transparent)]
+    Webhooks(#[from] WebhooksError),
 }
 
 /// A running engine: the session manager and the document actors behind
@@ -82,12 +85,15 @@ struct EngineInner {
     metrics: Arc<Metrics>,
     /// What the routes share (see [`crate::http`]).
     routes: RouteState,
+    /// Running when `[webhooks]` has URLs.
+    webhooks: Option<Webhooks>,
 }
 
 impl CollabEngine {
     /// Connects to the database of `settings`, runs the migrations (unless
     /// disabled) and starts the engine.
     pub async fn from_settings(settings: &Settings) -> Result<CollabEngine, EngineError> {
+        settings.webhooks.validate().map_err(WebhooksError::from)?;
         let store = Store::connect(&settings.database, settings.persistence.durability)
             .await
             .map_err(|source| EngineError::Connect {
@@ -112,6 +118,7 @@ impl CollabEngine {
             (store, None)
         };
         let metrics = Arc::new(Metrics::default());
+        let webhooks = start_webhooks(&options, &metrics);
         let arbiters = options.documents.arbiter_count();
         let manager = SessionManager::new(
             DocumentContext {
@@ -119,6 +126,7 @@ impl CollabEngine {
                 settings: Arc::new(options.documents.clone()),
                 limits: Arc::new(options.limits.clone()),
                 metrics: metrics.clone(),
+                changes: webhooks.as_ref().map(Webhooks::listener),
             },
             arbiters,
         )
@@ -161,6 +169,7 @@ impl CollabEngine {
                 store,
                 metrics,
                 routes,
+                webhooks,
             }),
         }
     }
@@ -188,7 +197,8 @@ impl CollabEngine {
     }
 
     /// Graceful shutdown: refuses new connections, commits what is pending,
-    /// snapshots every loaded document and closes every session with 1001.
+    /// snapshots every loaded document and closes every session with 1001;
+    /// then drops the webhook deliveries still pending (without waiting).
     pub async fn shutdown(&self) {
         self.inner
             .routes
@@ -196,6 +206,9 @@ impl CollabEngine {
             .store(true, Ordering::SeqCst);
         if let Err(e) = self.inner.manager.send(Shutdown).await {
             log::error!("engine shutdown could not reach the session manager: {e}");
+        }
+        if let Some(webhooks) = &self.inner.webhooks {
+            webhooks.stop();
         }
     }
 
@@ -226,5 +239,20 @@ impl CollabEngine {
     pub fn mint_token(&self, sub: &str, docs: Grants, ttl_secs: u64) -> Option<MintedToken> {
         let keys = self.inner.routes.admin.token_keys.as_ref()?;
         Some(keys.mint(sub, docs, ttl_secs, unix_now()))
+    }
+}
+
+/// The webhooks of `options`, when it has URLs; invalid ones are logged
+/// and left out (`from_settings` refuses them before).
+fn start_webhooks(options: &EngineOptions, metrics: &Arc<Metrics>) -> Option<Webhooks> {
+    if options.webhooks.urls.is_empty() {
+        return None;
+    }
+    match Webhooks::start(&options.webhooks, metrics.clone()) {
+        Ok(webhooks) => Some(webhooks),
+        Err(e) => {
+            log::error!("webhooks not started: {e}");
+            None
+        }
     }
 }

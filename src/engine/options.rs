@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::EngineError;
 use crate::auth::{AllowAll, Authorizer, Revocations, TokenAuthorizer, TokenKeys};
-use crate::configuration::{AuthMode, DocumentSettings, LimitsSettings, Settings};
+use crate::configuration::{AuthMode, DocumentSettings, LimitsSettings, Settings, WebhookSettings};
 use crate::store::Store;
 
 /// The admin API (`POST /api/tokens`, `POST /api/revocations`).
@@ -38,6 +38,12 @@ pub struct EngineOptions {
     /// Revoked subjects and tokens: consulted by the token authorizer,
     /// extended by [`CollabEngine::revoke`](super::CollabEngine::revoke).
     pub revocations: Arc<Revocations>,
+    /// Who is told that a document changed (`[webhooks]`; no URLs: nobody).
+    /// [`CollabEngine::from_settings`](super::CollabEngine::from_settings)
+    /// refuses invalid ones; [`CollabEngine::start`](super::CollabEngine::start)
+    /// logs an error and runs without webhooks, so check them first with
+    /// [`WebhookSettings::validate`].
+    pub webhooks: WebhookSettings,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -50,6 +56,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("allowed_origins", &self.allowed_origins)
             .field("limits", &self.limits)
             .field("admin_key", &self.admin.key.as_ref().map(|_| "***"))
+            .field("webhooks", &self.webhooks.redacted())
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +73,7 @@ impl Default for EngineOptions {
             limits: LimitsSettings::default(),
             admin: AdminOptions::default(),
             revocations: Arc::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -101,6 +109,7 @@ impl EngineOptions {
                 token_keys,
             },
             revocations,
+            webhooks: settings.webhooks.clone(),
         })
     }
 }

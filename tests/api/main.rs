@@ -31,4 +31,5 @@ mod reconnect;
 mod room_names;
 mod session_rates;
 mod sync;
+mod webhooks;
 mod yjs;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use collab_engine::configuration::{
     AuthSettings, DatabaseSettings, DebugSettings, DocumentSettings, Durability, LimitsSettings,
-    LoggingSettings, PersistenceSettings, ServerSettings, Settings,
+    LoggingSettings, PersistenceSettings, ServerSettings, Settings, WebhookSettings,
 };
 use collab_engine::{Application, ApplicationHandle, CollabEngine};
 
@@ -49,6 +49,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         // Out of the way of tests that open many sessions and documents
         // from 127.0.0.1 at once; the tests of each limit set small ones.
         limits: LimitsSettings::unlimited(),
+        webhooks: WebhookSettings::default(),
         debug: DebugSettings {
             fault_injection: true,
         },
