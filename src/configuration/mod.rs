@@ -39,6 +39,7 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub debug: DebugSettings,
     pub logging: LoggingSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// `[server]`: the HTTP listener and WebSocket liveness.
@@ -190,6 +191,15 @@ pub struct DocumentSettings {
     pub arbiters: usize,
 }
 
+/// `[metrics]`: `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// When set, `GET /metrics` needs `Authorization: Bearer <bearer_key>`
+    /// (else 401); empty: open to whoever reaches the port.
+    pub bearer_key: String,
+}
+
 /// `[logging]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -208,7 +218,11 @@ impl Settings {
     pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
         copy.database.url = redact_url(&copy.database.url);
-        for secret in [&mut copy.auth.secret, &mut copy.auth.admin_key] {
+        for secret in [
+            &mut copy.auth.secret,
+            &mut copy.auth.admin_key,
+            &mut copy.metrics.bearer_key,
+        ] {
             if !secret.is_empty() {
                 *secret = "***".to_owned();
             }

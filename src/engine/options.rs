@@ -35,6 +35,8 @@ pub struct EngineOptions {
     /// What one client, address or document may take (`[limits]`).
     pub limits: LimitsSettings,
     pub admin: AdminOptions,
+    /// The bearer key `GET /metrics` asks for; `None`: it is open.
+    pub metrics_key: Option<String>,
     /// Revoked subjects and tokens: consulted by the token authorizer,
     /// extended by [`CollabEngine::revoke`](super::CollabEngine::revoke).
     pub revocations: Arc<Revocations>,
@@ -50,6 +52,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("allowed_origins", &self.allowed_origins)
             .field("limits", &self.limits)
             .field("admin_key", &self.admin.key.as_ref().map(|_| "***"))
+            .field("metrics_key", &self.metrics_key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +68,7 @@ impl Default for EngineOptions {
             allowed_origins: Vec::new(),
             limits: LimitsSettings::default(),
             admin: AdminOptions::default(),
+            metrics_key: None,
             revocations: Arc::default(),
         }
     }
@@ -100,6 +104,7 @@ impl EngineOptions {
                 key: Some(auth.admin_key.clone()).filter(|k| !k.is_empty()),
                 token_keys,
             },
+            metrics_key: Some(settings.metrics.bearer_key.clone()).filter(|k| !k.is_empty()),
             revocations,
         })
     }

@@ -21,6 +21,7 @@ mod empty_documents;
 mod faults;
 mod hostile_input;
 mod lifecycle;
+mod metrics;
 mod outage;
 mod outbound_limits;
 mod oversize;

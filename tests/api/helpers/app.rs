@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use collab_engine::configuration::{
     AuthSettings, DatabaseSettings, DebugSettings, DocumentSettings, Durability, LimitsSettings,
-    LoggingSettings, PersistenceSettings, ServerSettings, Settings,
+    LoggingSettings, MetricsSettings, PersistenceSettings, ServerSettings, Settings,
 };
 use collab_engine::{Application, ApplicationHandle, CollabEngine};
 
@@ -55,6 +55,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         logging: LoggingSettings {
             level: "info".into(),
         },
+        metrics: MetricsSettings::default(),
     }
 }
 
