@@ -304,3 +304,30 @@ async fn engines_in_one_process_count_apart_also_under_a_host_scope() {
     handle.stop(true).await;
     busy.shutdown().await;
 }
+
+#[actix_web::test]
+async fn documents_loaded_counts_the_documents_in_memory_through_a_restart_and_an_unload() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.documents.idle_unload_secs = 1).await;
+    let mut peer = Peer::join(&app, "gauged", "p").await;
+    peer.insert(0, "x").await;
+    peer.sync_to(1).await;
+    assert_eq!(app.inject("gauged", "panic").await, 200);
+    let (code, _) = peer.drain_until_close().await;
+    assert_eq!(code, Some(1012), "a restart closes the session with 1012");
+    let scrape = app
+        .scrape_until("the document restarted and reloaded", |s| {
+            s.get("collab_document_restarts_total", &[]) == 1.0
+                && s.get("collab_document_loads_total", &[]) == 2.0
+        })
+        .await;
+    assert_eq!(
+        scrape.get("collab_documents_loaded", &[]),
+        1.0,
+        "loaded once"
+    );
+    app.scrape_until("the idle document unloaded", |s| {
+        s.get("collab_documents_loaded", &[]) == 0.0
+    })
+    .await;
+    app.shutdown().await;
+}
