@@ -17,8 +17,9 @@
 //!    as logged and committed ([`vocabulary::CommittedOp`]), join modes,
 //!    typed refusals, close codes. Depends on nothing in the crate. Beside
 //!    it, leaves used by every layer: [`configuration`] (`settings.toml` +
-//!    `COLLAB__SECTION__KEY` overrides), [`metrics`] (engine-wide
-//!    counters), [`crdt`] (update validation, with a pre-parser that
+//!    `COLLAB__SECTION__KEY` overrides), [`metrics`] (the engine's
+//!    counters, gauges and histograms, in its own Prometheus registry),
+//!    [`crdt`] (update validation, with a pre-parser that
 //!    checks every count before yrs decodes, and state encoding), [`rate`]
 //!    (the token bucket of every rate limit).
 //! 2. [`store`]: persistence through sea-orm (`entity` and `migration`
@@ -45,7 +46,8 @@
 //!    sending of big messages, connection limits), and [`http`]: every
 //!    route (WebSocket upgrades, health and readiness, the admin API, the
 //!    HTTP API for documents with its change feed (`http::api`,
-//!    docs/http-api.md), the fault-injection drills).
+//!    docs/http-api.md), `GET /metrics`, the fault-injection drills),
+//!    each counted by its pattern.
 //! 7. [`engine`]: [`CollabEngine`], the embeddable part (actors + routes),
 //!    and [`startup`]: the stand-alone [`Application`] (listener, signals);
 //!    `main.rs` is the command line around it (`serve`, `migrate`,

@@ -121,18 +121,21 @@ struct TokenQuery {
 
 /// The token of a request: `Authorization: Bearer …`, else `?token=…`.
 pub fn bearer_token(request: &HttpRequest) -> Option<String> {
-    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?.trim();
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned())
-            .filter(|t| !t.is_empty());
+    if request.headers().contains_key(header::AUTHORIZATION) {
+        return bearer_header(request).map(str::to_owned);
     }
     actix_web::web::Query::<TokenQuery>::from_query(request.query_string())
         .ok()
         .and_then(|query| query.into_inner().token)
         .filter(|t| !t.is_empty())
+}
+
+/// The token of `Authorization: Bearer …` alone (no query parameter).
+pub fn bearer_header(request: &HttpRequest) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?;
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Compares two secrets in time independent of where they differ.

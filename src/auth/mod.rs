@@ -16,7 +16,9 @@ pub mod grants;
 pub mod revocations;
 pub mod token;
 
-pub use authorizer::{AllowAll, Authorizer, Denied, TokenAuthorizer, bearer_token, same_secret};
+pub use authorizer::{
+    AllowAll, Authorizer, Denied, TokenAuthorizer, bearer_header, bearer_token, same_secret,
+};
 pub use grants::{Grants, permission_for};
 pub use revocations::{Revocation, Revocations};
 pub use token::{Claims, EmptySecret, MintedToken, TokenError, TokenKeys, unix_now};

@@ -43,6 +43,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub debug: DebugSettings,
     pub logging: LoggingSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// `[server]`: the HTTP listener and WebSocket liveness.
@@ -194,6 +195,15 @@ pub struct DocumentSettings {
     pub arbiters: usize,
 }
 
+/// `[metrics]`: `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// When set, `GET /metrics` needs `Authorization: Bearer <bearer_key>`
+    /// (else 401); empty: open to whoever reaches the port.
+    pub bearer_key: String,
+}
+
 /// `[logging]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -214,7 +224,11 @@ impl Settings {
         let mut copy = self.clone();
         copy.database.url = redact_url(&copy.database.url);
         copy.webhooks = copy.webhooks.redacted();
-        for secret in [&mut copy.auth.secret, &mut copy.auth.admin_key] {
+        for secret in [
+            &mut copy.auth.secret,
+            &mut copy.auth.admin_key,
+            &mut copy.metrics.bearer_key,
+        ] {
             if !secret.is_empty() {
                 *secret = "***".to_owned();
             }

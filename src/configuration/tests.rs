@@ -149,3 +149,26 @@ fn webhook_urls_come_comma_separated_from_the_environment_and_are_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn the_metrics_key_defaults_to_empty_is_set_from_the_environment_and_masked() {
+    let loaded = Settings::load_layers(None, false, env(&[])).expect("defaults");
+    assert_eq!(loaded.settings.metrics.bearer_key, "");
+    let (_dir, path) = file_with("[metrics]\nbearer_key = \"from-the-file-0123\"\n");
+    let loaded = Settings::load_layers(
+        Some(&path),
+        true,
+        env(&[("COLLAB__METRICS__BEARER_KEY", "from-the-env-0123")]),
+    )
+    .expect("loads");
+    assert_eq!(loaded.settings.metrics.bearer_key, "from-the-env-0123");
+    assert_eq!(
+        loaded.origins["metrics.bearer_key"],
+        Origin::Environment {
+            variable: "COLLAB__METRICS__BEARER_KEY".into()
+        }
+    );
+    let redacted = loaded.settings.redacted();
+    assert_eq!(redacted.metrics.bearer_key, "***");
+    assert_eq!(Settings::default().redacted().metrics.bearer_key, "");
+}

@@ -3,6 +3,7 @@
 //! failed, refusing them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
 
 use actix::prelude::*;
 
@@ -88,12 +89,15 @@ impl DocumentActor {
         let id = self.id.clone();
         ctx.spawn(
             async move {
-                store
+                let started = Instant::now();
+                let result = store
                     .commit(&id, &ops, snapshot, expected_head, create.as_deref())
-                    .await
+                    .await;
+                (result, started.elapsed())
             }
             .into_actor(self)
-            .map(|result, act, ctx| {
+            .map(|(result, took), act, ctx| {
+                act.metrics.commit_took(took);
                 act.guarded(ctx, "completing a commit", |act, ctx| {
                     act.commit_done(result, ctx)
                 });

@@ -77,6 +77,7 @@ impl Handler<Unload> for DocumentActor {
             log::info!("document {} unloaded", self.id);
         }
         self.phase = Phase::Unloaded;
+        self.lifecycle.loaded = None;
         self.answer_flush_waiters();
         // Answers already under way (a join refused just before, whose
         // reply is a future of this context) finish first: stopping now

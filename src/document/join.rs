@@ -8,6 +8,7 @@ use actix::prelude::*;
 
 use super::state::RecoveryPlan;
 use super::{CatchUp, DocumentActor, DocumentEvent, JoinDocument, Phase, Welcome};
+use crate::metrics::JoinRecovery;
 use crate::store::{ClientHistory, StoreError};
 use crate::vocabulary::{CommittedOp, JoinError, JoinMode, Refusal, SessionId};
 
@@ -307,11 +308,16 @@ impl DocumentActor {
         let Some(session) = self.subscribers.session(session_id) else {
             return Err(JoinError::unavailable("the session left while joining"));
         };
-        let how = match &catch_up {
-            CatchUp::Replay { ops } => format!("replay of {} ops", ops.len()),
-            CatchUp::Snapshot { server_seq, .. } => format!("snapshot at {server_seq}"),
-            CatchUp::StateVector { .. } => "y-websocket sync".to_owned(),
+        let (how, recovery) = match &catch_up {
+            CatchUp::Replay { ops } => {
+                (format!("replay of {} ops", ops.len()), JoinRecovery::Replay)
+            }
+            CatchUp::Snapshot { server_seq, .. } => {
+                (format!("snapshot at {server_seq}"), JoinRecovery::Snapshot)
+            }
+            CatchUp::StateVector { .. } => ("y-websocket sync".to_owned(), JoinRecovery::Sync),
         };
+        self.metrics.joined(recovery);
         log::info!(
             "document {}: session {session_id} (client {}) joined at seq {}: {how}",
             self.id,

@@ -43,6 +43,7 @@ impl DocumentActor {
             return;
         }
         self.metrics.document_restarted();
+        self.lifecycle.loaded = None;
         let now = Instant::now();
         let window = Duration::from_secs(self.settings.restart_window_secs);
         let restarts = &mut self.lifecycle.restart_times;
@@ -127,7 +128,7 @@ impl DocumentActor {
                     );
                     act.phase = Phase::Ready(Box::new(state));
                     act.lifecycle.last_activity = Instant::now();
-                    act.metrics.document_loaded();
+                    act.lifecycle.loaded = Some(act.metrics.document_loaded());
                 }
                 Err(reason) if reason.is_refusal() => {
                     let reason = format!("document {} cannot be served: {reason}", act.id);
@@ -156,6 +157,7 @@ impl DocumentActor {
         let refusal = Refusal::unavailable(reason.clone());
         self.close_all(code, "document unavailable", Some(&refusal));
         self.phase = Phase::Failed(reason);
+        self.lifecycle.loaded = None;
         self.answer_flush_waiters();
         self.manager.do_send(UnloadRequest {
             document_id: self.id.clone(),

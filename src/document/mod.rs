@@ -59,7 +59,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::configuration::{DocumentSettings, LimitsSettings};
-use crate::metrics::Metrics;
+use crate::metrics::{LoadedDocument, Metrics};
 use crate::store::Store;
 use awareness::AwarenessRegistry;
 use awareness_rate::AwarenessRate;
@@ -69,6 +69,7 @@ pub use messages::*;
 use pipeline::CommitPipeline;
 use state::DocumentState;
 use submit::QueuedOp;
+pub use submit::counted_as;
 use subscribers::Subscribers;
 
 /// Where the actor is in its life.
@@ -99,6 +100,9 @@ struct Lifecycle {
     /// When the restarts of the current window happened (for back-off and
     /// the `max_restarts` limit).
     restart_times: VecDeque<Instant>,
+    /// Counts the document in `collab_documents_loaded` from its load
+    /// until it restarts, fails or unloads (or the actor goes away).
+    loaded: Option<LoadedDocument>,
 }
 
 /// What every document actor of an engine gets from it.
@@ -182,6 +186,7 @@ impl DocumentActor {
                 flush_waiters: Vec::new(),
                 flush_close: None,
                 restart_times: VecDeque::new(),
+                loaded: None,
             },
         }
     }

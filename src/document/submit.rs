@@ -14,8 +14,9 @@ use super::state::DocumentState;
 use super::subscribers::Subscribers;
 use super::{Committed, DocumentActor, DocumentEvent, Phase, SubmitOp, Submitter};
 use crate::crdt::ValidUpdate;
+use crate::metrics::RefusalKind;
 use crate::store::{ClientHistory, StoreError};
-use crate::vocabulary::Refusal;
+use crate::vocabulary::{Refusal, RefusalReason};
 
 /// An op that has not entered the pipeline yet (it may wait for its
 /// client's mark).
@@ -314,7 +315,11 @@ impl DocumentActor {
     /// those sessions are closed too (see `Subscribers::refuse`).
     pub(super) fn refuse_ops(&mut self, senders: Vec<Sender>, refusal: &Refusal, close: bool) {
         let mut by_session: Vec<(u64, Vec<u64>)> = Vec::new();
+        let counted = counted_as(refusal);
         for sender in senders {
+            if let Some(kind) = counted {
+                self.metrics.refused(kind);
+            }
             if let Some(session_id) = sender.session {
                 match by_session.iter_mut().find(|(s, _)| *s == session_id) {
                     Some((_, ids)) => ids.push(sender.client_op_id),
@@ -326,6 +331,17 @@ impl DocumentActor {
         for (session_id, ids) in by_session {
             self.subscribers.refuse(session_id, ids, refusal, close);
         }
+    }
+}
+
+/// How `refusal` counts in `collab_refusals_total` (`None`: not counted;
+/// a request that is wrong in itself is no refusal of the engine's).
+pub fn counted_as(refusal: &Refusal) -> Option<RefusalKind> {
+    match refusal.reason {
+        RefusalReason::Unavailable | RefusalReason::ShuttingDown => Some(RefusalKind::Unavailable),
+        RefusalReason::Forbidden => Some(RefusalKind::Forbidden),
+        RefusalReason::DocumentTooLarge => Some(RefusalKind::TooLarge),
+        RefusalReason::NotLoaded | RefusalReason::Invalid => None,
     }
 }
 

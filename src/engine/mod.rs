@@ -162,6 +162,7 @@ impl CollabEngine {
                 revocations: options.revocations.clone(),
                 manager: manager.clone(),
             },
+            metrics_key: options.metrics_key.clone(),
         };
         CollabEngine {
             inner: Arc::new(EngineInner {
@@ -175,9 +176,10 @@ impl CollabEngine {
     }
 
     /// Registers the engine's routes (`GET /ws/{document_id}` for the native
-    /// protocol, `GET /yjs/{document_id}` for y-websocket clients, plus the
-    /// `/debug/` fault-injection endpoints when enabled) on an app or
-    /// scope: `App::new().configure(engine.configure())`.
+    /// protocol, `GET /yjs/{document_id}` for y-websocket clients, the admin
+    /// API, `GET /metrics`, plus the `/debug/` fault-injection endpoints
+    /// when enabled) on an app or scope:
+    /// `App::new().configure(engine.configure())`.
     pub fn configure(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
         let routes = self.inner.routes.clone();
         move |cfg: &mut web::ServiceConfig| http::configure(&routes, cfg)
@@ -220,6 +222,13 @@ impl CollabEngine {
     /// Counters of commits, snapshots, restarts since the engine started.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.inner.metrics.snapshot()
+    }
+
+    /// The engine's metrics themselves: every series of `GET /metrics`
+    /// ([`Metrics::render`]), and the events a host's own parts record
+    /// (e.g. [`Metrics::webhook_delivery`]).
+    pub fn live_metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// The store the engine writes to.

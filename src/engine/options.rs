@@ -35,6 +35,8 @@ pub struct EngineOptions {
     /// What one client, address or document may take (`[limits]`).
     pub limits: LimitsSettings,
     pub admin: AdminOptions,
+    /// The bearer key `GET /metrics` asks for; `None`: it is open.
+    pub metrics_key: Option<String>,
     /// Revoked subjects and tokens: consulted by the token authorizer,
     /// extended by [`CollabEngine::revoke`](super::CollabEngine::revoke).
     pub revocations: Arc<Revocations>,
@@ -57,6 +59,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("limits", &self.limits)
             .field("admin_key", &self.admin.key.as_ref().map(|_| "***"))
             .field("webhooks", &self.webhooks.redacted())
+            .field("metrics_key", &self.metrics_key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +75,7 @@ impl Default for EngineOptions {
             allowed_origins: Vec::new(),
             limits: LimitsSettings::default(),
             admin: AdminOptions::default(),
+            metrics_key: None,
             revocations: Arc::default(),
             webhooks: WebhookSettings::default(),
         }
@@ -108,6 +112,7 @@ impl EngineOptions {
                 key: Some(auth.admin_key.clone()).filter(|k| !k.is_empty()),
                 token_keys,
             },
+            metrics_key: Some(settings.metrics.bearer_key.clone()).filter(|k| !k.is_empty()),
             revocations,
             webhooks: settings.webhooks.clone(),
         })

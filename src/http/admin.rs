@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::{RouteState, error_response};
+use super::{RouteState, Routes, error_response};
 use crate::auth::{
     Grants, Revocation, Revocations, TokenKeys, bearer_token, same_secret, unix_now,
 };
@@ -32,8 +32,9 @@ pub struct AdminState {
 }
 
 /// Registers `/api/tokens` and `/api/revocations`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/tokens", web::post().to(mint))
+pub fn configure(routes: &mut Routes) {
+    routes
+        .route("/api/tokens", web::post().to(mint))
         .route("/api/revocations", web::post().to(revoke_route));
 }
 

@@ -9,22 +9,23 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::{RouteState, error_response};
+use super::{RouteState, Routes, error_response};
 use crate::document::{InjectPanic, ReadInfo};
 use crate::session_manager::Loading;
 use crate::store::faults::{CommitFaults, FailureTiming};
 use crate::vocabulary::{Refusal, RefusalReason};
 
 /// Registers the `/debug/` routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/debug/documents/{document_id:.*}/panic",
-        web::post().to(panic),
-    )
-    .route(
-        "/debug/documents/{document_id:.*}/fail-commits",
-        web::post().to(fail_commits),
-    );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .route(
+            "/debug/documents/{document_id:.*}/panic",
+            web::post().to(panic),
+        )
+        .route(
+            "/debug/documents/{document_id:.*}/fail-commits",
+            web::post().to(fail_commits),
+        );
 }
 
 fn injected(document_id: &str, what: &str) -> HttpResponse {

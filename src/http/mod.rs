@@ -1,12 +1,16 @@
 //! Every HTTP route of the engine, in one place: the WebSocket upgrades
-//! ([`websocket`]), health and readiness ([`health`]), and the
-//! fault-injection drills ([`debug`]). Handlers read what they need from
-//! one [`RouteState`], registered as app data by [`configure`].
+//! ([`websocket`]), health and readiness ([`health`]), the admin API
+//! ([`admin`]), the metrics ([`prometheus`]) and the fault-injection
+//! drills ([`debug`]). Handlers read what they need from one
+//! [`RouteState`], registered as app data by [`configure`]; every route is
+//! added through [`Routes`], which counts its requests.
 
 pub mod admin;
 pub mod api;
 pub mod debug;
 pub mod health;
+pub mod prometheus;
+pub mod routes;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use crate::session_manager::Documents;
 use crate::store::Store;
 use crate::store::faults::CommitFaults;
 use crate::transport::{ConnectionLimits, SessionConfig, SessionSlots};
+pub use routes::Routes;
 
 /// What the routes share. Cheap to clone.
 #[derive(Clone)]
@@ -47,13 +52,17 @@ pub struct RouteState {
     pub connections: Arc<ConnectionLimits>,
     /// The admin API's key, token keys and revocations.
     pub admin: admin::AdminState,
+    /// `metrics.bearer_key` (`None`: `/metrics` is open).
+    pub metrics_key: Option<String>,
 }
 
 /// Registers the engine's routes on an app or scope: `GET /ws/{id}`,
-/// `GET /yjs/{id}`, the admin API under `/api/`, and the `/debug/` routes
-/// when fault injection is on.
+/// `GET /yjs/{id}`, the admin API under `/api/`, `GET /metrics`, and the
+/// `/debug/` routes when fault injection is on.
 pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::Data::new(state.clone()))
+    cfg.app_data(web::Data::new(state.clone()));
+    let mut routes = Routes::default();
+    routes
         .route(
             "/ws/{document_id:.*}",
             web::get().to(websocket::upgrade::<websocket::Native>),
@@ -61,12 +70,14 @@ pub fn configure(state: &RouteState, cfg: &mut web::ServiceConfig) {
         .route(
             "/yjs/{document_id:.*}",
             web::get().to(websocket::upgrade::<websocket::Yjs>),
-        )
-        .configure(admin::configure)
-        .configure(api::configure);
+        );
+    admin::configure(&mut routes);
+    api::configure(&mut routes);
+    prometheus::configure(&mut routes);
     if state.faults.is_some() {
-        debug::configure(cfg);
+        debug::configure(&mut routes);
     }
+    routes.register(cfg, &state.metrics);
 }
 
 /// 403 for a browser page of an origin not in `allowed` (cross-site

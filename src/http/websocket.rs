@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::admin::MAX_SUBJECT_BYTES;
 use super::{RouteState, error_response, refuse_origin};
 use crate::auth::Denied;
+use crate::metrics::RefusalKind;
 use crate::protocols::SessionProtocol;
 use crate::protocols::native::NativeProtocol;
 use crate::protocols::yjs::YjsProtocol;
@@ -26,14 +27,30 @@ pub type Native = NativeProtocol;
 /// `GET /yjs/{document_id}`: the y-websocket protocol.
 pub type Yjs = YjsProtocol;
 
-/// The upgrade route of protocol `P` (e.g. `upgrade::<Native>`).
+/// The upgrade route of protocol `P` (e.g. `upgrade::<Native>`). A
+/// refusal is counted in `collab_refusals_total` by its status.
 pub async fn upgrade<P: SessionProtocol>(
     req: HttpRequest,
     stream: web::Payload,
     path: web::Path<String>,
     state: web::Data<RouteState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let document_id = path.into_inner();
+    let answer = admit::<P>(req, stream, path.into_inner(), &state).await;
+    if let Ok(response) = &answer
+        && let Some(kind) = RefusalKind::of_status(response.status().as_u16())
+    {
+        state.metrics.refused(kind);
+    }
+    answer
+}
+
+/// The checks of the module docs, then the upgrade.
+async fn admit<P: SessionProtocol>(
+    req: HttpRequest,
+    stream: web::Payload,
+    document_id: String,
+    state: &RouteState,
+) -> Result<HttpResponse, actix_web::Error> {
     if let Err(problem) = validate_document_id(&document_id) {
         return Ok(error_response(
             StatusCode::BAD_REQUEST,
@@ -100,7 +117,7 @@ pub async fn upgrade<P: SessionProtocol>(
         ));
     };
     if state.slots.count(&document_id) == 1
-        && let Err(refused) = count_creation(&state, &document_id, ip).await
+        && let Err(refused) = count_creation(state, &document_id, ip).await
     {
         return Ok(refusal_response(&refused));
     }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::configuration::LimitsSettings;
 use crate::crdt::ValidUpdate;
 use crate::document::DocumentEvent;
+use crate::metrics::SessionRoute;
 use crate::vocabulary::{Access, Frame, JoinError, JoinMode, SessionId};
 
 /// The `[limits]` a protocol checks itself, on the session's thread,
@@ -86,6 +87,8 @@ pub enum Action {
 pub trait SessionProtocol: Unpin + 'static {
     /// Name for log lines.
     const NAME: &'static str;
+    /// Its route in the metrics (`collab_sessions{route}`).
+    const ROUTE: SessionRoute;
 
     /// The protocol of a new session with `access` (a read-only session
     /// sends no op to the document), checking `limits`.

@@ -33,8 +33,9 @@ use super::session_config::{NewSession, SessionConfig};
 use super::slots::SessionSlot;
 use crate::document::{
     BacklogTicket, DocumentActor, DocumentEvent, JoinDocument, LeaveDocument, QueryAwareness,
-    RelayAwareness, SubmitOp, Submitter, SyncStateVector,
+    RelayAwareness, SubmitOp, Submitter, SyncStateVector, counted_as,
 };
+use crate::metrics::LiveSession;
 use crate::protocols::{Action, JoinRequest, SessionProtocol};
 use crate::session_manager::{Join, RegisterSession, UnregisterSession};
 use crate::vocabulary::{Access, Frame, JoinError, SessionId, close_code};
@@ -54,6 +55,7 @@ pub fn start<P: SessionProtocol>(
         access: new.access,
         _slot: new.slot,
         _connection: new.connection,
+        _live: config.metrics.session_opened(P::ROUTE),
         config: config.clone(),
         protocol: new.protocol,
         document: None,
@@ -80,6 +82,8 @@ pub struct WsSession<P: SessionProtocol> {
     /// Counts the session on its document while it lives.
     _slot: SessionSlot,
     _connection: Option<ConnectionPermit>,
+    /// Counts the session in `collab_sessions` while it lives.
+    _live: LiveSession,
     document_id: Arc<str>,
     config: SessionConfig,
     protocol: P,
@@ -244,6 +248,9 @@ impl<P: SessionProtocol> WsSession<P> {
                             "the server could not process the join: {e}"
                         )),
                     };
+                    if let Some(kind) = counted_as(&error.refusal) {
+                        act.config.metrics.refused(kind);
+                    }
                     act.with_protocol(ctx, |p, out| p.on_join_failed(error, out));
                 }),
         );

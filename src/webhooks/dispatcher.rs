@@ -26,7 +26,7 @@ use super::delivery::{DeliveryError, Endpoint, Poster};
 use super::inbox::ChangeInbox;
 use crate::configuration::WebhookSettings;
 use crate::document::DocumentChanged;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WebhookOutcome};
 
 /// A document and the index of a URL in `endpoints`.
 type TargetKey = (Arc<str>, usize);
@@ -155,7 +155,7 @@ impl Dispatcher {
         let debounce_left = self.settings.debounce().saturating_sub(since_attempt);
         match result {
             Ok(()) => {
-                self.metrics.webhook_delivered();
+                self.metrics.webhook_delivery(WebhookOutcome::Delivered);
                 log::debug!(
                     "webhook {url}: document {} seq {} delivered",
                     sent.document_id,
@@ -172,7 +172,7 @@ impl Dispatcher {
                 target.failures += 1;
                 let failures = target.failures;
                 if failures >= self.settings.max_attempts {
-                    self.metrics.webhook_failed();
+                    self.metrics.webhook_delivery(WebhookOutcome::Failed);
                     log::warn!(
                         "webhook {url}: giving up on document {} seq {} after {failures} \
                          failed attempts (last: {error}); its next change is sent again",
@@ -181,7 +181,7 @@ impl Dispatcher {
                     );
                     self.targets.remove(&key);
                 } else {
-                    self.metrics.webhook_retried();
+                    self.metrics.webhook_delivery(WebhookOutcome::Retried);
                     let delay = self.settings.retry_delay(failures).max(debounce_left);
                     log::info!(
                         "webhook {url}: document {} seq {}: {error}; attempt {} in {} ms",

@@ -182,10 +182,13 @@ fn without_a_settings_file_the_server_starts_on_defaults() {
 fn check_config_prints_the_effective_settings_with_secrets_masked() {
     let run = run_with(
         &["check-config"],
-        &[(
-            "COLLAB__DATABASE__URL",
-            "postgres://bob:s3cret@db:5432/collab",
-        )],
+        &[
+            (
+                "COLLAB__DATABASE__URL",
+                "postgres://bob:s3cret@db:5432/collab",
+            ),
+            ("COLLAB__METRICS__BEARER_KEY", "scrape-s3cret-0123"),
+        ],
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
@@ -196,6 +199,12 @@ fn check_config_prints_the_effective_settings_with_secrets_masked() {
         run.stdout
     );
     assert!(!run.stdout.contains("s3cret"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("bearer_key = \"***\"  # environment variable COLLAB__METRICS__BEARER_KEY"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("port = 8080  # "), "{}", run.stdout);
     let parsed: toml::Table = toml::from_str(&run.stdout).expect("the output is TOML");
     assert_eq!(parsed["server"]["port"].as_integer(), Some(8080));

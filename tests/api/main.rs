@@ -23,6 +23,7 @@ mod hostile_input;
 mod http_documents;
 mod http_feed;
 mod lifecycle;
+mod metrics;
 mod outage;
 mod outbound_limits;
 mod oversize;

@@ -25,12 +25,13 @@ pub use feed::{DEFAULT_LIMIT, MAX_WAIT_SECS};
 pub use path::{DocumentPath, Resource};
 pub use updates::MAX_IDEMPOTENCY_KEY_CHARS;
 
-use super::RouteState;
+use super::{RouteState, Routes};
 use crate::store::StoreError;
 
 /// Registers `GET /api/documents` and every route under `/api/documents/`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/documents", web::get().to(documents::list))
+pub fn configure(routes: &mut Routes) {
+    routes
+        .route("/api/documents", web::get().to(documents::list))
         .route("/api/documents/{rest:.+}", web::route().to(dispatch));
 }
 

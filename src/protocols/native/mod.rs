@@ -12,6 +12,7 @@ use bytestring::ByteString;
 use super::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
 use crate::crdt;
 use crate::document::{CatchUp, DocumentEvent};
+use crate::metrics::SessionRoute;
 use crate::vocabulary::{
     Access, CommittedOp, Frame, JoinError, JoinMode, SessionId, WireFormat, close_code,
 };
@@ -196,6 +197,7 @@ impl NativeProtocol {
 
 impl SessionProtocol for NativeProtocol {
     const NAME: &'static str = "native";
+    const ROUTE: SessionRoute = SessionRoute::Native;
 
     fn for_access(access: &Access, limits: ProtocolLimits) -> Self {
         NativeProtocol {

@@ -22,6 +22,7 @@ use yrs::updates::encoder::Encode;
 use super::{Action, JoinRequest, ProtocolLimits, SessionProtocol};
 use crate::crdt;
 use crate::document::{CatchUp, DocumentEvent};
+use crate::metrics::SessionRoute;
 use crate::vocabulary::close_code::{
     INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, UNSUPPORTED_DATA,
 };
@@ -81,6 +82,7 @@ impl YjsProtocol {
 
 impl SessionProtocol for YjsProtocol {
     const NAME: &'static str = "y-websocket";
+    const ROUTE: SessionRoute = SessionRoute::Yjs;
 
     fn for_access(access: &Access, limits: ProtocolLimits) -> Self {
         YjsProtocol {

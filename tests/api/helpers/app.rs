@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use collab_engine::configuration::{
     AuthSettings, DatabaseSettings, DebugSettings, DocumentSettings, Durability, LimitsSettings,
-    LoggingSettings, PersistenceSettings, ServerSettings, Settings, WebhookSettings,
+    LoggingSettings, MetricsSettings, PersistenceSettings, ServerSettings, Settings,
+    WebhookSettings,
 };
 use collab_engine::{Application, ApplicationHandle, CollabEngine};
 
@@ -56,6 +57,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         logging: LoggingSettings {
             level: "info".into(),
         },
+        metrics: MetricsSettings::default(),
     }
 }
 
