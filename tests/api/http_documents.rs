@@ -345,3 +345,46 @@ async fn the_curl_example_of_the_docs_writes_its_text() {
         json!({"server_seq": 1, "content": {"content": "Hello from curl! "}})
     );
 }
+
+/// A POST whose commit fails is answered 503 with `Retry-After`; sent
+/// again with the same key it is applied exactly once, whether the failed
+/// commit did not reach storage or did and only its answer failed.
+#[actix_web::test]
+async fn a_post_answered_503_is_applied_once_when_sent_again_with_its_key() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let editor = Editor::new();
+    let keyed = |key: &'static str, update: Vec<u8>| {
+        ApiCall::new("POST", "/api/documents/flaky-http/updates")
+            .header("Idempotency-Key", key)
+            .update(update)
+    };
+    let first = app.api(keyed("k0", editor.append("a"))).await;
+    assert_eq!(first.json()["server_seq"], 1);
+    for (when, key, seq) in [("before", "k1", 2), ("after", "k2", 3)] {
+        let fault = format!("fail-commits?count=1&when={when}");
+        assert_eq!(app.inject("flaky-http", &fault).await, 200);
+        let update = editor.append(key);
+        let failed = app.api(keyed(key, update.clone())).await;
+        assert_eq!(
+            (failed.status, failed.error().as_str()),
+            (503, "unavailable"),
+            "{when}"
+        );
+        assert_eq!(failed.header("Retry-After").as_deref(), Some("1"));
+        // The document may be reloading: retry as a client would.
+        let mut answer = app.api(keyed(key, update.clone())).await;
+        for _ in 0..50 {
+            if answer.status != 503 {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+            answer = app.api(keyed(key, update.clone())).await;
+        }
+        assert_eq!(answer.status, 200, "{when}: {:?}", answer.body);
+        assert_eq!(answer.json()["server_seq"], seq, "{when}");
+        // Landed before: a duplicate; did not land: a new op. Once, either way.
+        assert_eq!(answer.json()["duplicate"], when == "after", "{when}");
+    }
+    let logged = app.logged_ops("flaky-http").await;
+    assert_eq!(logged.len(), 3, "every op logged once: {logged:?}");
+}
