@@ -7,7 +7,7 @@
 //! - this file: the [`Store`] handle, connecting, errors;
 //! - [`reads`](Store::ops_between): snapshots, ops, client marks, the head;
 //! - [`writes`](Store::commit): creating a document, the group commit;
-//! - [`combiner`]: SQLite commits of several documents in one transaction;
+//! - [`history`](Store::history_at): the document at a seq, named versions;
 //! - [`catalog`](Store::list_documents): listing, describing and deleting documents;
 //! - [`log_reader`](Store::log_chunks): long stretches of the log for cold loads;
 //! - [`faults`]: injected commit failures, for drills and tests;
@@ -25,7 +25,7 @@ use crate::configuration::{DatabaseSettings, Durability, redact_url};
 mod access;
 mod catalog;
 pub mod checkpoint;
-mod combiner;
+mod history;
 pub mod faults;
 mod log_reader;
 mod reads;
@@ -33,7 +33,7 @@ mod writes;
 
 pub use access::StoredRevocation;
 pub use catalog::{MAX_DOCUMENTS_PER_PAGE, StoredDocument};
-use combiner::Combiner;
+pub use history::{HistoryAt, PinError, Version};
 use faults::CommitFaults;
 use log_reader::SqliteLogReader;
 pub use log_reader::{LogChunk, LogChunks};
@@ -82,9 +82,6 @@ pub struct Store {
     log_reader: Option<SqliteLogReader>,
     /// Injected commit failures (drills and tests only; see [`faults`]).
     faults: Option<Arc<CommitFaults>>,
-    /// SQLite: the writer task that commits the batches of several
-    /// documents in one transaction (see [`combiner`]).
-    combiner: Option<Combiner>,
 }
 
 impl Store {
@@ -145,7 +142,6 @@ impl Store {
         let checkpoints_wal = url.starts_with("sqlite:");
         let db = Database::connect(options).await?;
         Ok(Store {
-            combiner: combiner_for(&db),
             db,
             checkpoints_wal,
             log_reader: SqliteLogReader::for_url(&url, busy_timeout),
@@ -156,7 +152,6 @@ impl Store {
     /// Wraps a connection the host application already has.
     pub fn from_connection(db: DatabaseConnection) -> Store {
         Store {
-            combiner: combiner_for(&db),
             db,
             checkpoints_wal: false,
             log_reader: None,
@@ -223,13 +218,6 @@ impl Store {
             _ => "other",
         }
     }
-}
-
-/// The writer task of a SQLite database (see [`combiner`]).
-fn combiner_for(db: &DatabaseConnection) -> Option<Combiner> {
-    (db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite)
-        .then(|| Combiner::start(db.clone()))
-        .flatten()
 }
 
 /// SQLite URLs without a `mode=` parameter get `mode=rwc`, so the database

@@ -1,5 +1,5 @@
 //! Writing: creating a document, and the group commit of its ops and
-//! snapshot in one transaction (on SQLite, through [`super::combiner`]).
+//! snapshot in one transaction.
 
 use std::sync::Arc;
 
@@ -22,8 +22,7 @@ const PROBE_DOCUMENT: &str = "\u{1}collab-engine readiness probe";
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
 const INSERT_CHUNK: usize = 1000;
 
-/// One document's group commit, owned (it may travel to the SQLite writer
-/// task, see [`super::combiner`]).
+/// One document's group commit.
 #[derive(Debug)]
 pub(super) struct CommitBatch {
     pub id: String,
@@ -41,10 +40,6 @@ impl Store {
     /// row). With `expected_head`, the log head is checked first and a
     /// mismatch refused with [`StoreError::HeadMismatch`]: the ops are not
     /// written there (used after a failed commit whose outcome is unknown).
-    ///
-    /// On SQLite the batches of documents committing at the same time
-    /// share one transaction (see [`super::combiner`]); each is still all
-    /// or nothing, and one document's refusal does not touch the others.
     pub async fn commit(
         &self,
         id: &str,
@@ -64,14 +59,9 @@ impl Store {
             expected_head,
             create: create.map(str::to_owned),
         };
-        match &self.combiner {
-            Some(combiner) => combiner.commit(batch).await?,
-            None => {
-                let txn = self.begin_write().await?;
-                write_batch(&txn, batch).await?;
-                txn.commit().await?;
-            }
-        }
+        let txn = self.begin_write().await?;
+        write_batch(&txn, batch).await?;
+        txn.commit().await?;
         if fail_after {
             return Err(CommitFaults::landed_but_failed());
         }
