@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261201_000001_longer_document_ids;
 mod m20261201_000002_access_control;
+mod m20261201_000003_versions;
 
 /// Applies every migration of Collab-Engine in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261201_000001_longer_document_ids::Migration),
             Box::new(m20261201_000002_access_control::Migration),
+            Box::new(m20261201_000003_versions::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@
 //! values). Decode client bytes only through the functions here.
 
 pub mod content;
+pub mod replay;
 mod v1_any;
 mod v1_check;
 mod v1_reader;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{documents, operations, snapshots};
+use entity::{documents, operations, snapshots, versions};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Store, StoreError, to_u64};
@@ -109,7 +109,7 @@ impl Store {
             .collect()
     }
 
-    /// Removes document `id` for good: its ops, snapshots and row, in one
+    /// Removes document `id` for good: its ops, snapshots, versions and row, in one
     /// transaction. Answers whether it existed. The caller makes sure no
     /// actor serves the document meanwhile.
     pub async fn delete_document(&self, id: &str) -> Result<bool, StoreError> {
@@ -120,6 +120,10 @@ impl Store {
             .await?;
         snapshots::Entity::delete_many()
             .filter(snapshots::Column::DocumentId.eq(id))
+            .exec(&txn)
+            .await?;
+        versions::Entity::delete_many()
+            .filter(versions::Column::DocumentId.eq(id))
             .exec(&txn)
             .await?;
         let deleted = documents::Entity::delete_by_id(id.to_owned())

@@ -25,16 +25,16 @@ use crate::configuration::{DatabaseSettings, Durability, redact_url};
 mod access;
 mod catalog;
 pub mod checkpoint;
-mod history;
 pub mod faults;
+mod history;
 mod log_reader;
 mod reads;
 mod writes;
 
 pub use access::StoredRevocation;
 pub use catalog::{MAX_DOCUMENTS_PER_PAGE, StoredDocument};
-pub use history::{HistoryAt, PinError, Version};
 use faults::CommitFaults;
+pub use history::{HistoryAt, PinError, Version};
 use log_reader::SqliteLogReader;
 pub use log_reader::{LogChunk, LogChunks};
 pub use reads::ClientHistory;

@@ -22,6 +22,7 @@ mod faults;
 mod hostile_input;
 mod http_documents;
 mod http_feed;
+mod http_history;
 mod lifecycle;
 mod metrics;
 mod outage;

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For 410 `compacted`: the smallest seq still answered.
+    pub earliest: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            earliest: None,
+        }
+    }
+
+    /// 410: the store no longer reaches `seq`; `earliest` is the smallest
+    /// seq it still answers.
+    pub fn compacted(seq: u64, earliest: u64) -> Self {
+        ApiError {
+            earliest: Some(earliest),
+            ..ApiError::new(
+                StatusCode::GONE,
+                "compacted",
+                format!(
+                    "the history no longer reaches {seq}: the earliest seq answered is {earliest}"
+                ),
+            )
         }
     }
 
@@ -93,9 +111,16 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
-        response.json(ErrorBody {
-            error: self.code,
-            message: &self.message,
-        })
+        match self.earliest {
+            Some(earliest) => response.json(serde_json::json!({
+                "error": self.code,
+                "message": self.message,
+                "earliest": earliest,
+            })),
+            None => response.json(ErrorBody {
+                error: self.code,
+                message: &self.message,
+            }),
+        }
     }
 }

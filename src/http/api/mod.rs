@@ -1,7 +1,7 @@
 //! The HTTP API for documents, under `/api/documents` (docs/http-api.md):
 //! list, describe and delete documents ([`documents`]), read their state
-//! and content ([`state`]), write an op ([`updates`]), and follow their
-//! changes ([`feed`], [`events`]). Every route is authorized like the
+//! and content ([`state`]), write an op ([`updates`]), follow their
+//! changes ([`feed`], [`events`]), and read their history ([`history`]). Every route is authorized like the
 //! WebSocket routes ([`access`]) and answers errors as
 //! `{"error": code, "message": …}` ([`ApiError`]).
 
@@ -10,6 +10,7 @@ mod documents;
 mod error;
 mod events;
 mod feed;
+mod history;
 mod listener;
 mod path;
 mod state;
@@ -56,6 +57,11 @@ async fn dispatch(
             updates::post(&req, payload, &state, id).await
         }
         Resource::Ops if method == Method::GET => feed::ops(&req, &state, id).await,
+        Resource::Versions if method == Method::GET => history::list(&req, &state, id).await,
+        Resource::Versions if method == Method::POST => {
+            let body = updates::read_body(payload, MAX_SMALL_BODY).await?;
+            history::pin(&req, body, &state, id).await
+        }
         resource => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -63,6 +69,9 @@ async fn dispatch(
         )),
     }
 }
+
+/// Largest JSON body of the small routes (versions).
+const MAX_SMALL_BODY: usize = 64 * 1024;
 
 /// The query string as `T`, without the `token` parameter (read by the
 /// authorizer, for clients that cannot set headers).

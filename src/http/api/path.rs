@@ -27,6 +27,8 @@ pub enum Resource {
     Updates,
     /// `/ops`
     Ops,
+    /// `/versions`
+    Versions,
 }
 
 impl Resource {
@@ -36,6 +38,7 @@ impl Resource {
             "content" => Some(Resource::Content),
             "updates" => Some(Resource::Updates),
             "ops" => Some(Resource::Ops),
+            "versions" => Some(Resource::Versions),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::access::{Need, authorize};
 use super::documents::stored;
+use super::history::state_at;
 use super::{ApiError, query};
 use crate::crdt::content::{RootKind, content_json, parse_root_kinds};
 use crate::http::RouteState;
@@ -20,6 +21,8 @@ use crate::store::StoredDocument;
 #[serde(deny_unknown_fields)]
 struct StateQuery {
     state_vector: Option<String>,
+    /// The document as it was after this op (from the store).
+    at: Option<u64>,
 }
 
 /// `ETag` value of a document at `server_seq`.
@@ -48,6 +51,26 @@ pub async fn state(
     authorize(req, state, Some(document_id), Need::Read).await?;
     let query: StateQuery = query(req)?;
     let stored = stored(state, document_id).await?;
+    if let Some(at) = query.at {
+        if query.state_vector.is_some() {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "at and state_vector do not go together",
+            ));
+        }
+        let tag = etag(&stored.epoch, at);
+        if not_modified(req, &tag) && at <= stored.server_seq {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, tag))
+                .finish());
+        }
+        let update = state_at(state, &stored, at).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("X-Server-Seq", at.to_string()))
+            .insert_header((header::ETAG, tag))
+            .body(update));
+    }
     // The stored head is the actor's (acks follow commits): a match needs
     // no state at all.
     let tag = etag(&stored.epoch, stored.server_seq);
@@ -96,6 +119,8 @@ pub async fn state(
 #[serde(deny_unknown_fields)]
 struct ContentQuery {
     types: Option<String>,
+    /// The document as it was after this op (from the store).
+    at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -114,11 +139,16 @@ pub async fn content(
     let query: ContentQuery = query(req)?;
     let kinds: BTreeMap<String, RootKind> = parse_root_kinds(query.types.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request("bad_request", format!("types: {e}")))?;
-    let _: StoredDocument = stored(state, document_id).await?;
-    let read = state.documents.state(document_id).await?;
-    let server_seq = read.server_seq;
+    let stored: StoredDocument = stored(state, document_id).await?;
+    let (server_seq, update) = match query.at {
+        Some(at) => (at, state_at(state, &stored, at).await?),
+        None => {
+            let read = state.documents.state(document_id).await?;
+            (read.server_seq, read.update)
+        }
+    };
     // Decoding a big document takes a while: not on this worker's thread.
-    let content = web::block(move || content_json(&read.update, &kinds))
+    let content = web::block(move || content_json(&update, &kinds))
         .await
         .map_err(|e| ApiError::unavailable(format!("the content could not be built: {e}")))?
         .map_err(|e| ApiError::unavailable(format!("the content could not be built: {e}")))?;

@@ -153,7 +153,7 @@ fn media_type(req: &HttpRequest) -> Option<String> {
 }
 
 /// The body, refused with 413 past `limit` bytes (read no further).
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
