@@ -140,7 +140,7 @@ fn define_root(doc: &Doc, name: &str, kind: RootKind) {
 }
 
 /// The kind of a root as yrs knows it, or as its content suggests.
-fn kind_of<T: ReadTxn>(value: &Out, txn: &T) -> RootKind {
+pub(crate) fn kind_of<T: ReadTxn>(value: &Out, txn: &T) -> RootKind {
     match value {
         Out::YText(_) | Out::YXmlText(_) => RootKind::Text,
         Out::YMap(_) => RootKind::Map,

@@ -11,6 +11,7 @@
 
 pub mod content;
 pub mod replay;
+pub mod restore;
 mod v1_any;
 mod v1_check;
 mod v1_reader;

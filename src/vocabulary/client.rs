@@ -18,7 +18,14 @@ pub enum InvalidClient {
     IdControlCharacter,
     #[error("client_op_id must be at most {MAX_CLIENT_OP_ID}")]
     OpIdTooLarge,
+    #[error("client_id {0:?} is the server's own (restores write with it)")]
+    Reserved(&'static str),
 }
+
+/// The client id of the ops a restore writes
+/// (`POST /api/documents/{id}/restore`): no client may use it, so no
+/// client's op ids can make a restore look like a duplicate.
+pub const RESTORE_CLIENT_ID: &str = "restore";
 
 /// Checks a client id: 1–64 characters, none of them a control character.
 pub fn validate_client_id(client_id: &str) -> Result<(), InvalidClient> {
@@ -28,6 +35,9 @@ pub fn validate_client_id(client_id: &str) -> Result<(), InvalidClient> {
     }
     if client_id.chars().any(char::is_control) {
         return Err(InvalidClient::IdControlCharacter);
+    }
+    if client_id == RESTORE_CLIENT_ID {
+        return Err(InvalidClient::Reserved(RESTORE_CLIENT_ID));
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 pub use access::{Access, Permission};
 pub use client::{
-    InvalidClient, MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID, validate_client_id, validate_client_op_id,
+    InvalidClient, MAX_CLIENT_ID_CHARS, MAX_CLIENT_OP_ID, RESTORE_CLIENT_ID, validate_client_id,
+    validate_client_op_id,
 };
 pub use document_id::{InvalidDocumentId, MAX_DOCUMENT_ID_BYTES, validate_document_id};
 pub use op::{CommittedOp, Frame, WireFormat};

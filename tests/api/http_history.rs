@@ -9,6 +9,7 @@ crate::on_both_backends!(
     the_state_and_content_at_a_seq_equal_a_local_replay_of_the_ops,
     versions_pin_the_head_and_stay_readable,
     a_seq_the_store_no_longer_reaches_is_410_with_the_earliest,
+    a_restore_is_a_new_op_every_client_follows,
 );
 
 /// `?at=` for seqs around and between snapshots equals what a client gets
@@ -199,4 +200,80 @@ async fn a_seq_the_store_no_longer_reaches_is_410_with_the_earliest(backend: Bac
     let rebuilt = Editor::new();
     rebuilt.apply(&head.body);
     assert_eq!(rebuilt.text(), editor.text());
+}
+
+/// A restore commits one new op (client id `restore`) that connected
+/// clients apply like any other; the text equals the old one; the log
+/// keeps every op; nobody else may write as `restore`.
+async fn a_restore_is_a_new_op_every_client_follows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut peer = Peer::join(&app, "restored", "writer").await;
+    peer.insert(0, "version one").await;
+    peer.sync_to(1).await;
+    peer.insert(0, "draft: ").await;
+    peer.insert(100, " and more").await;
+    peer.sync_to(3).await;
+    let path = "/api/documents/restored/restore";
+    let answer = app
+        .api(ApiCall::new("POST", path).json(&json!({"server_seq": 1})))
+        .await;
+    assert_eq!(answer.json(), json!({"server_seq": 4}), "{:?}", answer.body);
+    peer.sync_to(4).await;
+    assert_eq!(peer.text(), "version one");
+    assert_eq!(peer.stream, vec![1, 2, 3, 4]);
+    let logged = app.logged_ops("restored").await;
+    assert_eq!(logged.len(), 4);
+    assert_eq!(logged[3].1, "restore");
+    // Restoring what is already there changes the document again (one op),
+    // and the history still reads the old seqs.
+    let again = app
+        .api(ApiCall::new("POST", path).json(&json!({"server_seq": 4})))
+        .await;
+    assert_eq!(again.json()["server_seq"], 5);
+    peer.sync_to(5).await;
+    assert_eq!(peer.text(), "version one");
+    let at3 = app
+        .api_get("/api/documents/restored/content?at=3&types=content:text")
+        .await
+        .json();
+    assert_eq!(at3["content"]["content"], "draft: version one and more");
+
+    let beyond = app
+        .api(ApiCall::new("POST", path).json(&json!({"server_seq": 99})))
+        .await;
+    assert_eq!(beyond.status, 400);
+    let bad = app
+        .api(ApiCall::new("POST", path).json(&json!({"seq": 1})))
+        .await;
+    assert_eq!(bad.status, 400);
+    let missing = app
+        .api(ApiCall::new("POST", "/api/documents/nothing/restore").json(&json!({"server_seq": 0})))
+        .await;
+    assert_eq!(missing.status, 404);
+    // The client id is the server's.
+    let mut impostor = crate::helpers::WsClient::connect(&app, "restored").await;
+    impostor.hello("restore", None, None).await;
+    let refused = impostor.recv_json().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+}
+
+/// Restoring needs write access.
+#[actix_web::test]
+async fn a_read_only_token_cannot_restore() {
+    let app = spawn_token_app(Backend::Sqlite, |_| {}).await;
+    let writer = token("wes", &[("doc", "write")]);
+    let reader = token("rita", &[("doc", "read")]);
+    let editor = Editor::new();
+    let post = ApiCall::new("POST", "/api/documents/doc/updates").update(editor.append("x"));
+    app.api(post.token(&writer)).await;
+    let path = "/api/documents/doc/restore";
+    let body = json!({"server_seq": 0});
+    let refused = app
+        .api(ApiCall::new("POST", path).json(&body).token(&reader))
+        .await;
+    assert_eq!(refused.status, 403);
+    let done = app
+        .api(ApiCall::new("POST", path).json(&body).token(&writer))
+        .await;
+    assert_eq!(done.json(), json!({"server_seq": 2}));
 }

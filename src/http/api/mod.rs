@@ -13,6 +13,7 @@ mod feed;
 mod history;
 mod listener;
 mod path;
+mod restore;
 mod state;
 mod updates;
 
@@ -62,6 +63,10 @@ async fn dispatch(
             let body = updates::read_body(payload, MAX_SMALL_BODY).await?;
             history::pin(&req, body, &state, id).await
         }
+        Resource::Restore if method == Method::POST => {
+            let body = updates::read_body(payload, MAX_SMALL_BODY).await?;
+            restore::restore(&req, body, &state, id).await
+        }
         resource => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -70,7 +75,7 @@ async fn dispatch(
     }
 }
 
-/// Largest JSON body of the small routes (versions).
+/// Largest JSON body of the small routes (versions, restore).
 const MAX_SMALL_BODY: usize = 64 * 1024;
 
 /// The query string as `T`, without the `token` parameter (read by the

@@ -29,6 +29,8 @@ pub enum Resource {
     Ops,
     /// `/versions`
     Versions,
+    /// `/restore`
+    Restore,
 }
 
 impl Resource {
@@ -39,6 +41,7 @@ impl Resource {
             "updates" => Some(Resource::Updates),
             "ops" => Some(Resource::Ops),
             "versions" => Some(Resource::Versions),
+            "restore" => Some(Resource::Restore),
             _ => None,
         }
     }
