@@ -1,12 +1,11 @@
 //! The catalog of stored documents: listing them, what one is, deleting one.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use entity::{documents, operations, snapshots, versions};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Store, StoreError, to_u64};
+use super::reads::head_in;
+use super::{Store, StoreError, to_i64, to_u64};
 
 /// What the store holds about one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,55 +57,44 @@ impl Store {
         Ok(self.describe(vec![row]).await?.pop())
     }
 
-    /// Heads, times and snapshots of `rows`, in two grouped queries.
+    /// Heads, times and snapshots of `rows`: per document, three lookups
+    /// of one row each in the primary keys' indexes (a grouped query
+    /// would read every op of every document on the page).
     async fn describe(
         &self,
         rows: Vec<documents::Model>,
     ) -> Result<Vec<StoredDocument>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+        let mut described = Vec::with_capacity(rows.len());
+        for row in rows {
+            let head = head_in(&self.db, &row.id).await?;
+            let updated_at = if head > 0 {
+                operations::Entity::find_by_id((row.id.clone(), to_i64(head)))
+                    .select_only()
+                    .column(operations::Column::CreatedAt)
+                    .into_tuple::<DateTime<Utc>>()
+                    .one(&self.db)
+                    .await?
+            } else {
+                None
+            };
+            let snapshot_seq: Option<Option<i64>> = snapshots::Entity::find()
+                .select_only()
+                .column_as(snapshots::Column::ServerSeq.max(), "snapshot_seq")
+                .filter(snapshots::Column::DocumentId.eq(row.id.as_str()))
+                .into_tuple()
+                .one(&self.db)
+                .await?;
+            let snapshot_seq = to_u64(snapshot_seq.flatten().unwrap_or(0), "snapshots.server_seq")?;
+            described.push(StoredDocument {
+                server_seq: head.max(snapshot_seq),
+                snapshot_seq,
+                created_at: row.created_at,
+                updated_at: updated_at.unwrap_or(row.created_at),
+                epoch: row.epoch,
+                id: row.id,
+            });
         }
-        let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-        let heads: Vec<(String, Option<i64>, Option<DateTime<Utc>>)> = operations::Entity::find()
-            .select_only()
-            .column(operations::Column::DocumentId)
-            .column_as(operations::Column::ServerSeq.max(), "head")
-            .column_as(operations::Column::CreatedAt.max(), "updated_at")
-            .filter(operations::Column::DocumentId.is_in(ids.clone()))
-            .group_by(operations::Column::DocumentId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let snapshots: Vec<(String, Option<i64>)> = snapshots::Entity::find()
-            .select_only()
-            .column(snapshots::Column::DocumentId)
-            .column_as(snapshots::Column::ServerSeq.max(), "snapshot_seq")
-            .filter(snapshots::Column::DocumentId.is_in(ids))
-            .group_by(snapshots::Column::DocumentId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let heads: HashMap<String, (Option<i64>, Option<DateTime<Utc>>)> = heads
-            .into_iter()
-            .map(|(id, head, updated)| (id, (head, updated)))
-            .collect();
-        let snapshots: HashMap<String, Option<i64>> = snapshots.into_iter().collect();
-        rows.into_iter()
-            .map(|row| {
-                let (head, updated) = heads.get(&row.id).copied().unwrap_or((None, None));
-                let snapshot_seq = snapshots.get(&row.id).copied().flatten().unwrap_or(0);
-                let snapshot_seq = to_u64(snapshot_seq, "snapshots.server_seq")?;
-                let server_seq = to_u64(head.unwrap_or(0), "operations.server_seq")?;
-                Ok(StoredDocument {
-                    server_seq: server_seq.max(snapshot_seq),
-                    snapshot_seq,
-                    created_at: row.created_at,
-                    updated_at: updated.unwrap_or(row.created_at),
-                    epoch: row.epoch,
-                    id: row.id,
-                })
-            })
-            .collect()
+        Ok(described)
     }
 
     /// Removes document `id` for good: its ops, snapshots, versions and row, in one

@@ -27,10 +27,13 @@ async fn the_state_and_content_at_a_seq_equal_a_local_replay_of_the_ops(backend:
         updates.push(update);
     }
     peer.sync_to(120).await;
-    assert!(
-        !app.snapshot_seqs("history").await.is_empty(),
-        "snapshots were taken (every 50 ops in tests)"
-    );
+    // Snapshots are written with a later commit than the op that made them
+    // due: wait for one (every 50 ops in tests).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.snapshot_seqs("history").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "a snapshot was taken");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for at in [0usize, 1, 17, 49, 50, 51, 99, 100, 101, 120] {
         let local = Editor::new();
         for update in &updates[..at] {
@@ -168,8 +171,15 @@ async fn a_seq_the_store_no_longer_reaches_is_410_with_the_earliest(backend: Bac
             .await;
         assert_eq!(answer.status, 200);
     }
-    let snapshots = app.snapshot_seqs("old").await;
-    let oldest = *snapshots.first().expect("a snapshot");
+    // The snapshot due at op 50 is written with a later commit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let oldest = loop {
+        if let Some(first) = app.snapshot_seqs("old").await.first() {
+            break *first;
+        }
+        assert!(std::time::Instant::now() < deadline, "a snapshot was taken");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let db = app.engine.store().connection();
     operations::Entity::delete_many()
         .filter(operations::Column::DocumentId.eq("old"))
