@@ -5,6 +5,8 @@
 //! - [`documents`]: one row per document incarnation, with its opaque `epoch`;
 //! - [`operations`]: the append-only op log, one row per accepted operation,
 //!   keyed by `(document_id, server_seq)`;
+//! - [`client_progress`]: each client's highest logged op, kept when old
+//!   ops are removed (duplicate detection reads it);
 //! - [`revocations`]: revoked access (by subject or token id);
 //! - [`snapshots`]: full Yjs v1 states taken at a given `server_seq`, so a
 //!   document loads from its latest snapshot plus the log after it;
@@ -12,6 +14,7 @@
 //!
 //! The schema itself is created by the `migration` crate.
 
+pub mod client_progress;
 pub mod documents;
 pub mod operations;
 pub mod prelude;

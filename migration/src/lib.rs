@@ -7,6 +7,7 @@ mod m20261125_000001_create_tables;
 mod m20261201_000001_longer_document_ids;
 mod m20261201_000002_access_control;
 mod m20261201_000003_versions;
+mod m20261201_000004_client_progress;
 
 /// Applies every migration of Collab-Engine in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_longer_document_ids::Migration),
             Box::new(m20261201_000002_access_control::Migration),
             Box::new(m20261201_000003_versions::Migration),
+            Box::new(m20261201_000004_client_progress::Migration),
         ]
     }
 }

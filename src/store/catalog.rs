@@ -1,7 +1,7 @@
 //! The catalog of stored documents: listing them, what one is, deleting one.
 
 use chrono::{DateTime, Utc};
-use entity::{documents, operations, snapshots, versions};
+use entity::{client_progress, documents, operations, snapshots, versions};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::reads::head_in;
@@ -112,6 +112,10 @@ impl Store {
             .await?;
         versions::Entity::delete_many()
             .filter(versions::Column::DocumentId.eq(id))
+            .exec(&txn)
+            .await?;
+        client_progress::Entity::delete_many()
+            .filter(client_progress::Column::DocumentId.eq(id))
             .exec(&txn)
             .await?;
         let deleted = documents::Entity::delete_by_id(id.to_owned())

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use entity::{operations, snapshots};
+use entity::{client_progress, operations, snapshots};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -103,30 +103,23 @@ impl Store {
         }))
     }
 
-    /// What the log says about `client_id` on document `id`: its highest
-    /// `client_op_id`, that op's seq, and who wrote it.
+    /// What the log has had of `client_id` on document `id`: its highest
+    /// `client_op_id`, that op's seq, and who wrote it. Read from
+    /// `client_progress` (written with the ops), so it stays known when
+    /// old ops are removed.
     pub async fn client_mark(
         &self,
         id: &str,
         client_id: &str,
     ) -> Result<Option<ClientHistory>, StoreError> {
-        let row: Option<(i64, i64, Option<String>)> = operations::Entity::find()
-            .select_only()
-            .column(operations::Column::ClientOpId)
-            .column(operations::Column::ServerSeq)
-            .column(operations::Column::Subject)
-            .filter(operations::Column::DocumentId.eq(id))
-            .filter(operations::Column::ClientId.eq(client_id))
-            .order_by_desc(operations::Column::ClientOpId)
-            .limit(1)
-            .into_tuple()
+        let row = client_progress::Entity::find_by_id((id.to_owned(), client_id.to_owned()))
             .one(&self.db)
             .await?;
-        row.map(|(op, seq, subject)| {
+        row.map(|row| {
             Ok(ClientHistory {
-                client_op_id: to_u64(op, "operations.client_op_id")?,
-                server_seq: to_u64(seq, "operations.server_seq")?,
-                subject: subject.map(Arc::from),
+                client_op_id: to_u64(row.client_op_id, "client_progress.client_op_id")?,
+                server_seq: to_u64(row.server_seq, "client_progress.server_seq")?,
+                subject: row.subject.map(Arc::from),
             })
         })
         .transpose()

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use entity::{documents, operations, snapshots};
+use entity::{client_progress, documents, operations, snapshots};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -155,6 +155,7 @@ pub(super) async fn write_batch(
         .exec_without_returning(txn)
         .await?;
     }
+    write_progress(txn, id, &ops).await?;
     if let Some(snapshot) = snapshot {
         let NewSnapshot {
             server_seq,
@@ -182,6 +183,47 @@ pub(super) async fn write_batch(
             .filter(snapshots::Column::ServerSeq.lt(to_i64(prune_below)))
             .exec(txn)
             .await?;
+    }
+    Ok(())
+}
+
+/// Records, for each client of `ops`, its highest op (see
+/// `entity::client_progress`), in the transaction that logs them.
+async fn write_progress(
+    txn: &impl ConnectionTrait,
+    id: &str,
+    ops: &[Arc<CommittedOp>],
+) -> Result<(), StoreError> {
+    // A client's ops are in seq order and its op ids grow: the last wins.
+    let mut latest: Vec<&CommittedOp> = Vec::new();
+    for op in ops {
+        match latest.iter_mut().find(|o| o.client_id == op.client_id) {
+            Some(seen) => *seen = op,
+            None => latest.push(op),
+        }
+    }
+    for chunk in latest.chunks(INSERT_CHUNK) {
+        client_progress::Entity::insert_many(chunk.iter().map(|op| client_progress::ActiveModel {
+            document_id: Set(id.to_owned()),
+            client_id: Set(op.client_id.to_string()),
+            client_op_id: Set(to_i64(op.client_op_id)),
+            server_seq: Set(to_i64(op.server_seq)),
+            subject: Set(op.subject.as_deref().map(str::to_owned)),
+        }))
+        .on_conflict(
+            OnConflict::columns([
+                client_progress::Column::DocumentId,
+                client_progress::Column::ClientId,
+            ])
+            .update_columns([
+                client_progress::Column::ClientOpId,
+                client_progress::Column::ServerSeq,
+                client_progress::Column::Subject,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
     }
     Ok(())
 }

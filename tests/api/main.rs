@@ -10,6 +10,7 @@ mod access_tokens;
 mod awareness_limits;
 mod bad_input;
 mod busy_documents;
+mod client_progress;
 mod configuration;
 mod connection_limits;
 mod contention;
