@@ -1,6 +1,7 @@
 //! Writing: creating a document, and the group commit of its ops and
 //! snapshot in one transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use entity::{client_progress, documents, operations, snapshots};
@@ -195,11 +196,15 @@ async fn write_progress(
     ops: &[Arc<CommittedOp>],
 ) -> Result<(), StoreError> {
     // A client's ops are in seq order and its op ids grow: the last wins.
+    let mut index: HashMap<&str, usize> = HashMap::new();
     let mut latest: Vec<&CommittedOp> = Vec::new();
     for op in ops {
-        match latest.iter_mut().find(|o| o.client_id == op.client_id) {
-            Some(seen) => *seen = op,
-            None => latest.push(op),
+        match index.get(op.client_id.as_ref()) {
+            Some(&at) => latest[at] = op,
+            None => {
+                index.insert(op.client_id.as_ref(), latest.len());
+                latest.push(op);
+            }
         }
     }
     for chunk in latest.chunks(INSERT_CHUNK) {
