@@ -1,6 +1,6 @@
 //! The op log from outside the server: rows written into the database, tokens in a text.
 
-use entity::{documents, operations};
+use entity::{client_progress, documents, operations};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 
 use super::peer::Editor;
@@ -35,7 +35,9 @@ pub async fn write_log(
     let editor = Editor::new();
     let mut rows = Vec::new();
     let mut text = String::new();
+    let mut last = None;
     for seq in seqs {
+        last = Some(seq);
         let c = char::from(b'a' + (seq % 26) as u8).to_string();
         rows.push(operations::ActiveModel {
             document_id: Set(document_id.into()),
@@ -54,6 +56,19 @@ pub async fn write_log(
             .exec_without_returning(db)
             .await
             .expect("insert ops");
+    }
+    // What a commit writes with its ops: the client's highest op.
+    if let Some(seq) = last {
+        client_progress::Entity::insert(client_progress::ActiveModel {
+            document_id: Set(document_id.into()),
+            client_id: Set("w".into()),
+            client_op_id: Set(seq),
+            server_seq: Set(seq),
+            subject: Set(None),
+        })
+        .exec_without_returning(db)
+        .await
+        .expect("insert progress");
     }
     text
 }
