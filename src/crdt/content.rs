@@ -78,7 +78,7 @@ pub fn content_json(
     let doc = Doc::new();
     // Named roots first, so the update integrates into types of that kind.
     for (name, kind) in named {
-        define_root(&doc, name, *kind);
+        Root::of(&doc, name, *kind);
     }
     doc.transact_mut()
         .apply_update(update)
@@ -98,7 +98,7 @@ pub fn content_json(
     // Typing a root needs no open transaction (see the crate notes on
     // read and write transactions on one thread).
     for (name, kind) in &kinds {
-        define_root(&doc, name, *kind);
+        Root::of(&doc, name, *kind);
     }
     let txn = doc.transact();
     let mut content = Map::new();
@@ -122,19 +122,24 @@ pub fn content_json(
     Ok(content)
 }
 
-fn define_root(doc: &Doc, name: &str, kind: RootKind) {
-    match kind {
-        RootKind::Text => {
-            doc.get_or_insert_text(name);
-        }
-        RootKind::Map => {
-            doc.get_or_insert_map(name);
-        }
-        RootKind::Array => {
-            doc.get_or_insert_array(name);
-        }
-        RootKind::Xml => {
-            doc.get_or_insert_xml_fragment(name);
+/// A root type of a document, of its kind.
+pub(crate) enum Root {
+    Text(yrs::TextRef),
+    Map(yrs::MapRef),
+    Array(yrs::ArrayRef),
+    Xml(yrs::XmlFragmentRef),
+}
+
+impl Root {
+    /// Root `name` of `doc` as a `kind` (typing it if yrs did not know
+    /// it). Takes the document's lock: no transaction of `doc` may be
+    /// open on this thread.
+    pub(crate) fn of(doc: &Doc, name: &str, kind: RootKind) -> Root {
+        match kind {
+            RootKind::Text => Root::Text(doc.get_or_insert_text(name)),
+            RootKind::Map => Root::Map(doc.get_or_insert_map(name)),
+            RootKind::Array => Root::Array(doc.get_or_insert_array(name)),
+            RootKind::Xml => Root::Xml(doc.get_or_insert_xml_fragment(name)),
         }
     }
 }

@@ -17,7 +17,7 @@ use yrs::types::{AsPrelim, Delta};
 use yrs::updates::decoder::Decode;
 use yrs::{Array, Doc, Map, ReadTxn, Text, Transact, TransactionMut, Update, XmlFragment};
 
-use super::content::{RootKind, kind_of};
+use super::content::{Root, RootKind, kind_of};
 
 /// Why a restore could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,25 +98,6 @@ fn inferred(doc: &Doc, name: &str) -> Option<RootKind> {
         _ => true,
     };
     holds_something.then_some(kind)
-}
-
-/// A root type of a document, of its kind.
-enum Root {
-    Text(yrs::TextRef),
-    Map(yrs::MapRef),
-    Array(yrs::ArrayRef),
-    Xml(yrs::XmlFragmentRef),
-}
-
-impl Root {
-    fn of(doc: &Doc, name: &str, kind: RootKind) -> Root {
-        match kind {
-            RootKind::Text => Root::Text(doc.get_or_insert_text(name)),
-            RootKind::Map => Root::Map(doc.get_or_insert_map(name)),
-            RootKind::Array => Root::Array(doc.get_or_insert_array(name)),
-            RootKind::Xml => Root::Xml(doc.get_or_insert_xml_fragment(name)),
-        }
-    }
 }
 
 /// Makes `now` (written through `txn`) hold what `then` holds (read

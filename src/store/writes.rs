@@ -7,8 +7,8 @@ use std::sync::Arc;
 use entity::{client_progress, documents, operations, snapshots};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use super::faults::CommitFaults;
@@ -22,16 +22,6 @@ const PROBE_DOCUMENT: &str = "\u{1}collab-engine readiness probe";
 
 /// Rows per INSERT statement: far below SQLite's 32,766 bound variables.
 const INSERT_CHUNK: usize = 1000;
-
-/// One document's group commit.
-#[derive(Debug)]
-pub(super) struct CommitBatch {
-    pub id: String,
-    pub ops: Vec<Arc<CommittedOp>>,
-    pub snapshot: Option<NewSnapshot>,
-    pub expected_head: Option<u64>,
-    pub create: Option<String>,
-}
 
 impl Store {
     /// Commits `ops` (and `snapshot`, pruning the snapshots below its
@@ -53,15 +43,8 @@ impl Store {
             Some(faults) => faults.commit_starts(id)?,
             None => false,
         };
-        let batch = CommitBatch {
-            id: id.to_owned(),
-            ops: ops.to_vec(),
-            snapshot,
-            expected_head,
-            create: create.map(str::to_owned),
-        };
         let txn = self.begin_write().await?;
-        write_batch(&txn, batch).await?;
+        write_batch(&txn, id, ops, snapshot, expected_head, create).await?;
         txn.commit().await?;
         if fail_after {
             return Err(CommitFaults::landed_but_failed());
@@ -105,34 +88,23 @@ impl Store {
     /// read-to-write upgrade at once ("database is locked") instead of
     /// waiting `sqlite_busy_timeout_ms`. PostgreSQL ignores the mode.
     pub(super) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
-        begin_write(&self.db).await
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
     }
 }
 
-/// See [`Store::begin_write`].
-pub(super) async fn begin_write(
-    db: &DatabaseConnection,
-) -> Result<DatabaseTransaction, StoreError> {
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    Ok(db.begin_with_options(options).await?)
-}
-
-/// Writes `batch` inside `txn` (a transaction, or a savepoint of one).
-pub(super) async fn write_batch(
-    txn: &impl ConnectionTrait,
-    batch: CommitBatch,
+/// Writes one group commit of document `id` inside `txn` (see [`Store::commit`]).
+async fn write_batch(
+    txn: &DatabaseTransaction,
+    id: &str,
+    ops: &[Arc<CommittedOp>],
+    snapshot: Option<NewSnapshot>,
+    expected_head: Option<u64>,
+    create: Option<&str>,
 ) -> Result<(), StoreError> {
-    let CommitBatch {
-        id,
-        ops,
-        snapshot,
-        expected_head,
-        create,
-    } = batch;
-    let id = id.as_str();
     if let Some(expected) = expected_head {
         let found = head_in(txn, id).await?;
         if found != expected {
@@ -141,7 +113,7 @@ pub(super) async fn write_batch(
     }
     let now = chrono::Utc::now();
     if let Some(epoch) = create {
-        create_row(txn, id, &epoch, now).await?;
+        create_row(txn, id, epoch, now).await?;
     }
     for chunk in ops.chunks(INSERT_CHUNK) {
         operations::Entity::insert_many(chunk.iter().map(|op| operations::ActiveModel {
@@ -156,7 +128,7 @@ pub(super) async fn write_batch(
         .exec_without_returning(txn)
         .await?;
     }
-    write_progress(txn, id, &ops).await?;
+    write_progress(txn, id, ops).await?;
     if let Some(snapshot) = snapshot {
         let NewSnapshot {
             server_seq,
@@ -191,7 +163,7 @@ pub(super) async fn write_batch(
 /// Records, for each client of `ops`, its highest op (see
 /// `entity::client_progress`), in the transaction that logs them.
 async fn write_progress(
-    txn: &impl ConnectionTrait,
+    txn: &DatabaseTransaction,
     id: &str,
     ops: &[Arc<CommittedOp>],
 ) -> Result<(), StoreError> {
@@ -236,7 +208,7 @@ async fn write_progress(
 /// Writes the row of document `id` with `epoch` inside `txn`; a row that
 /// exists with another epoch means two writers: refused.
 async fn create_row(
-    txn: &impl ConnectionTrait,
+    txn: &DatabaseTransaction,
     id: &str,
     epoch: &str,
     now: chrono::DateTime<chrono::Utc>,
